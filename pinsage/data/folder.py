@@ -1,0 +1,65 @@
+"""Write a data folder: interactions.parquet, test.parquet, optional items.parquet.
+
+Used by `data synth` and every importer, so all of them produce the same contract and
+the same atomic, skip-if-complete behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pinsage.atomic import atomic_dir, write_json
+
+__all__ = ["ROW_GROUP_ROWS", "folder_params", "write_data_folder"]
+
+log = logging.getLogger(__name__)
+
+# Row groups of 1M rows: readers stream them one at a time with bounded memory.
+ROW_GROUP_ROWS = 1 << 20
+
+
+def folder_params(out: Path) -> dict | None:
+    """The parameters a complete data folder was written with, or None."""
+    manifest = Path(out) / "manifest.json"
+    if not (Path(out) / "_SUCCESS").exists() or not manifest.exists():
+        return None
+    return json.loads(manifest.read_text()).get("params")
+
+
+def write_data_folder(
+    out: Path,
+    tables: dict[str, pa.Table],
+    params: dict,
+    *,
+    overwrite: bool = True,
+) -> dict:
+    """Write ``tables`` as ``{name}.parquet`` plus a manifest, atomically.
+
+    ``tables`` holds at least ``interactions`` and ``test``; ``items`` when there are
+    item features, and any extra table (e.g. planted ``item_clusters``).
+    """
+    manifest = {
+        "params": params,
+        "tables": {
+            name: {"rows": t.num_rows, "columns": t.column_names}
+            for name, t in tables.items()
+        },
+    }
+    with atomic_dir(Path(out), overwrite=overwrite) as tmp:
+        for name, table in tables.items():
+            pq.write_table(
+                table, tmp / f"{name}.parquet", row_group_size=ROW_GROUP_ROWS
+            )
+        write_json(tmp / "manifest.json", manifest)
+        (tmp / "_SUCCESS").touch()
+    log.info(
+        "wrote %s: %s",
+        out,
+        ", ".join(f"{n} {t.num_rows:,} rows" for n, t in tables.items()),
+    )
+    return manifest

@@ -1,0 +1,249 @@
+"""Synthetic interaction data with planted structure and a known ground truth.
+
+C clusters: every item and every user belongs to one. A user's interactions fall inside
+its cluster with probability ``in_cluster`` and otherwise anywhere; items are drawn by a
+Zipf-like popularity (``zipf`` exponent) within the chosen cluster or catalogue. Item
+features are correlated with the cluster: a dense vector (cluster centroid + noise), a
+categorical (the cluster's category, sometimes a random one) and a short text (words
+from the cluster's vocabulary mixed with common words). Each user's interactions are
+split into train and a held-out ``test`` share. Everything is vectorised numpy driven by
+one seeded Generator: the same parameters give the same files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pinsage.data.folder import folder_params, write_data_folder
+from pinsage.errors import ConfigError
+
+__all__ = ["SynthConfig", "synthesize", "synthesize_tables"]
+
+log = logging.getLogger(__name__)
+
+# Rounds of drawing before settling for fewer distinct pairs than asked for.
+_MAX_DRAW_ROUNDS = 8
+_COMMON_WORDS = np.array(
+    "the a new best classic great small big red blue green old modern simple".split()
+)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Parameters of the synthetic generator (every field is recorded in the folder)."""
+
+    num_items: int = 2_000
+    num_users: int = 1_000
+    num_edges: int = 40_000  # distinct (user, item) pairs before the test split
+    num_clusters: int = 10
+    # Share of draws inside the user's own cluster. Repeated pairs are dropped, and they
+    # repeat more inside a cluster, so in dense graphs the kept share is a little lower.
+    in_cluster: float = 0.85
+    zipf: float = 0.9  # popularity exponent: item of popularity rank r weighs r^-zipf
+    test_fraction: float = 0.2  # share of each user's interactions held out
+    feature_dim: int = 16  # length of the dense `embedding` feature
+    feature_noise: float = 1.0  # std of the noise around the cluster centroid
+    string_ids: bool = False  # external ids as strings ("i123") instead of int64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "num_items",
+            "num_users",
+            "num_edges",
+            "num_clusters",
+            "feature_dim",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"synth: {name} must be >= 1, got {getattr(self, name)}"
+                )
+        if self.num_clusters > min(self.num_items, self.num_users):
+            raise ConfigError(
+                f"synth: num_clusters ({self.num_clusters}) must not exceed num_items "
+                f"({self.num_items}) or num_users ({self.num_users})"
+            )
+        for name in ("in_cluster", "test_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0 + (name == "in_cluster"):
+                raise ConfigError(
+                    f"synth: {name} must be in [0, 1), got {getattr(self, name)}"
+                )
+        if self.num_edges > 0.5 * self.num_items * self.num_users:
+            raise ConfigError(
+                f"synth: num_edges ({self.num_edges}) exceeds half of all "
+                f"{self.num_users} x {self.num_items} user-item pairs; ask for fewer "
+                "edges or more users/items"
+            )
+        if self.zipf < 0:
+            raise ConfigError(f"synth: zipf must be >= 0, got {self.zipf}")
+
+
+def _popularity(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+    ranks = rng.permutation(n) + 1
+    p = ranks.astype(np.float64) ** -exponent
+    return p / p.sum()
+
+
+def _draw_items(
+    rng: np.random.Generator,
+    clusters: np.ndarray,
+    item_cluster: np.ndarray,
+    popularity: np.ndarray,
+    num_clusters: int,
+) -> np.ndarray:
+    """Draw one item per entry of ``clusters`` by popularity within that cluster."""
+    by_cluster = np.argsort(item_cluster, kind="stable")
+    cum = np.cumsum(popularity[by_cluster])
+    bounds = np.searchsorted(item_cluster[by_cluster], np.arange(num_clusters + 1))
+    lo = np.where(bounds[:-1] > 0, cum[np.maximum(bounds[:-1] - 1, 0)], 0.0)
+    hi = cum[bounds[1:] - 1]
+    target = lo[clusters] + rng.random(len(clusters)) * (hi[clusters] - lo[clusters])
+    pos = np.searchsorted(cum, target, side="right")
+    pos = np.clip(pos, bounds[clusters], bounds[clusters + 1] - 1)
+    return by_cluster[pos]
+
+
+def _sorted_distinct(values: np.ndarray) -> np.ndarray:
+    # Sort + run mask: several times faster than np.unique's hash path at 10M rows.
+    values = np.sort(values)
+    return values[np.r_[True, values[1:] != values[:-1]]]
+
+
+def _split_test(
+    rng: np.random.Generator, users: np.ndarray, fraction: float
+) -> np.ndarray:
+    """Boolean mask: a random ``fraction`` of each user's rows (floor), the rest train."""
+    perm = rng.permutation(len(users))
+    order = perm[np.argsort(users[perm], kind="stable")]  # by user, random within
+    counts = np.bincount(users)
+    starts = np.cumsum(counts) - counts
+    sorted_users = users[order]
+    rank = np.arange(len(users)) - starts[sorted_users]
+    test = np.zeros(len(users), dtype=bool)
+    test[order] = rank < np.floor(counts[sorted_users] * fraction)
+    return test
+
+
+def _ids(rng: np.random.Generator, n: int, prefix: str, as_string: bool) -> pa.Array:
+    # Shuffled, non-contiguous ids so that nothing downstream can rely on id == index.
+    ids = rng.permutation(n).astype(np.int64) * 3 + 7
+    if as_string:
+        return pc.binary_join_element_wise(prefix, pa.array(ids).cast(pa.string()), "")
+    return pa.array(ids)
+
+
+def _item_table(
+    rng: np.random.Generator, cfg: SynthConfig, item_cluster: np.ndarray, ids: pa.Array
+) -> pa.Table:
+    n, c = cfg.num_items, cfg.num_clusters
+    centroids = rng.normal(size=(c, cfg.feature_dim)).astype(np.float32) * 2.0
+    dense = centroids[item_cluster] + rng.normal(
+        scale=cfg.feature_noise, size=(n, cfg.feature_dim)
+    ).astype(np.float32)
+    category = np.where(rng.random(n) < 0.8, item_cluster, rng.integers(c, size=n))
+    words_per_cluster = 5
+    cluster_words = np.array(
+        [f"w{k}_{j}" for k in range(c) for j in range(words_per_cluster)]
+    )
+    num_words = 4
+    own = item_cluster[:, None] * words_per_cluster + rng.integers(
+        words_per_cluster, size=(n, num_words)
+    )
+    common = rng.choice(_COMMON_WORDS, size=(n, num_words))
+    words = np.where(rng.random((n, num_words)) < 0.6, cluster_words[own], common)
+    text = pc.binary_join_element_wise(
+        *[pa.array(words[:, j]) for j in range(num_words)], " "
+    )
+    return pa.table(
+        {
+            "item": ids,
+            "embedding": pa.FixedSizeListArray.from_arrays(
+                pa.array(dense.ravel()), cfg.feature_dim
+            ).cast(pa.list_(pa.float32())),
+            "category": pa.array([f"cat{k}" for k in range(c)]).take(
+                pa.array(category)
+            ),
+            "title": text,
+            "price": pa.array(rng.lognormal(3.0, 0.5, size=n).astype(np.float32)),
+        }
+    )
+
+
+def synthesize_tables(cfg: SynthConfig) -> dict[str, pa.Table]:
+    """Generate the tables of a synthetic data folder (see module docstring)."""
+    rng = np.random.default_rng(cfg.seed)
+    item_cluster = rng.integers(cfg.num_clusters, size=cfg.num_items)
+    item_cluster[: cfg.num_clusters] = np.arange(cfg.num_clusters)  # no empty cluster
+    user_cluster = rng.integers(cfg.num_clusters, size=cfg.num_users)
+    user_cluster[: cfg.num_clusters] = np.arange(cfg.num_clusters)
+    popularity = _popularity(rng, cfg.num_items, cfg.zipf)
+    activity = rng.lognormal(0.0, 1.0, size=cfg.num_users)
+    activity /= activity.sum()
+
+    key = np.empty(0, dtype=np.int64)  # distinct user * num_items + item, sorted
+    for attempt in range(_MAX_DRAW_ROUNDS):
+        # Draw more than missing: popular pairs repeat, and repeats are dropped.
+        num_draws = int((cfg.num_edges - len(key)) * 1.3 * 2**attempt) + 16
+        per_user = rng.multinomial(num_draws, activity)
+        users = np.repeat(np.arange(cfg.num_users), per_user)
+        inside = rng.random(num_draws) < cfg.in_cluster
+        clusters = np.where(
+            inside, user_cluster[users], rng.integers(cfg.num_clusters, size=num_draws)
+        )
+        items = _draw_items(rng, clusters, item_cluster, popularity, cfg.num_clusters)
+        key = _sorted_distinct(
+            np.concatenate([key, users.astype(np.int64) * cfg.num_items + items])
+        )
+        if len(key) >= cfg.num_edges:
+            break
+    else:
+        log.warning(
+            "synth: only %d distinct pairs after %d rounds", len(key), _MAX_DRAW_ROUNDS
+        )
+    key = np.sort(rng.choice(key, size=min(cfg.num_edges, len(key)), replace=False))
+    users, items = key // cfg.num_items, key % cfg.num_items
+    timestamps = np.int64(1_600_000_000) + rng.integers(0, 10**7, size=len(key))
+
+    user_ids = _ids(rng, cfg.num_users, "u", cfg.string_ids)
+    item_ids = _ids(rng, cfg.num_items, "i", cfg.string_ids)
+    test = _split_test(rng, users, cfg.test_fraction)
+    inter = pa.table(
+        {
+            "user": user_ids.take(pa.array(users)),
+            "item": item_ids.take(pa.array(items)),
+            "timestamp": pa.array(timestamps),
+        }
+    )
+    mask = pa.array(test)
+    return {
+        "interactions": inter.filter(pc.invert(mask)),
+        "test": inter.filter(mask),
+        "items": _item_table(rng, cfg, item_cluster, item_ids),
+        "item_clusters": pa.table(
+            {"item": item_ids, "cluster": pa.array(item_cluster)}
+        ),
+        "user_clusters": pa.table(
+            {"user": user_ids, "cluster": pa.array(user_cluster)}
+        ),
+    }
+
+
+def synthesize(cfg: SynthConfig, out: Path, *, overwrite: bool = False) -> Path:
+    """Write a synthetic data folder to ``out`` (skipped if already complete)."""
+    params = {"source": "synth", **asdict(cfg)}
+    existing = folder_params(out)
+    if existing == params and not overwrite:
+        log.info("%s already holds this synthetic data; nothing to do", out)
+        return Path(out)
+    t0 = time.perf_counter()
+    tables = synthesize_tables(cfg)
+    write_data_folder(out, tables, params, overwrite=True)
+    log.info("synthesized %s in %.1fs", out, time.perf_counter() - t0)
+    return Path(out)

@@ -1,0 +1,34 @@
+"""User-fixable errors.
+
+Every class here means "the input or the configuration is wrong and the user can fix
+it": the CLI prints the message on one stderr paragraph and exits with code 2. Anything
+else is our bug and exits 1 with a traceback.
+"""
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "IndexBuildError",
+    "PinsageError",
+]
+
+
+class PinsageError(Exception):
+    """Base class: a problem the user can fix; the message says what and how."""
+
+
+class ConfigError(PinsageError):
+    """A config file or option is unknown, mistyped or out of range."""
+
+
+class DataError(PinsageError):
+    """An input file is missing, unreadable or breaks the data contract."""
+
+
+class CheckpointError(PinsageError):
+    """A checkpoint is missing, corrupt or does not match the config or graph."""
+
+
+class IndexBuildError(PinsageError):
+    """A nearest-neighbour index cannot be built from the given embeddings."""

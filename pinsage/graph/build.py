@@ -1,0 +1,232 @@
+"""Build the bipartite graph store from interactions (and an optional item catalogue).
+
+Two streaming passes over the interaction row groups: the first collects the distinct
+ids, the second maps every row to contiguous indices and packs it into one int64 key
+``context * num_items + item``. Sorting that key orders edges context-major, merges
+duplicates (runs of equal keys) and yields the context -> items CSR; a stable sort by
+item gives the item -> contexts CSR. No Python loop touches an edge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from pinsage.atomic import atomic_dir, write_json
+from pinsage.data.contract import (
+    BATCH_ROWS,
+    InteractionColumns,
+    interaction_id_kinds,
+    iter_interactions,
+    open_parquet,
+    read_items,
+)
+from pinsage.errors import DataError
+from pinsage.graph.features import write_features
+from pinsage.graph.store import FORMAT_VERSION, is_complete
+
+__all__ = ["build_graph"]
+
+log = logging.getLogger(__name__)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sorted_unique(chunks: list[pa.Array]) -> pa.Array:
+    uniq = pc.unique(pa.concat_arrays(chunks))
+    return uniq.take(pc.sort_indices(uniq))
+
+
+def _distinct_ids(
+    path: Path, cols: InteractionColumns, with_items: bool, batch_rows: int, pbar
+) -> tuple:
+    users, items = [], []
+    for batch in iter_interactions(path, cols, batch_rows=batch_rows):
+        users.append(pc.unique(batch.user))
+        if with_items:
+            items.append(pc.unique(batch.item))
+        pbar.update(len(batch.user))
+    return _sorted_unique(users), (_sorted_unique(items) if with_items else None)
+
+
+def _csr(major: np.ndarray, minor: np.ndarray, weights: np.ndarray, num_major: int):
+    """Rows already grouped by ``major``; return (indptr int64, indices int32, w)."""
+    indptr = np.zeros(num_major + 1, dtype=np.int64)
+    np.cumsum(np.bincount(major, minlength=num_major), out=indptr[1:])
+    return indptr, minor.astype(np.int32, copy=False), weights
+
+
+def build_graph(
+    interactions: Path,
+    out: Path,
+    *,
+    items: Path | None = None,
+    columns: InteractionColumns = InteractionColumns(),
+    feature_kinds: dict[str, str] | None = None,
+    overwrite: bool = False,
+    batch_rows: int = BATCH_ROWS,
+) -> dict:
+    """Build ``out/`` (see DESIGN.md "Files") and return its manifest.
+
+    Streams ``batch_rows`` interactions at a time. Returns the existing manifest without work when ``out`` is complete and was built
+    from the same sources with the same options, unless ``overwrite``.
+    """
+    interactions, out = Path(interactions), Path(out)
+    sources = {"interactions": interactions} | ({"items": Path(items)} if items else {})
+    t0 = time.perf_counter()
+    user_kind, item_kind = interaction_id_kinds(interactions, columns)
+    checksums = {k: {"path": str(p), "sha256": _sha256(p)} for k, p in sources.items()}
+    options = {"columns": vars(columns), "feature_kinds": feature_kinds or {}}
+    done = is_complete(out, checksums, options)
+    if done is not None and not overwrite:
+        log.info("graph %s is up to date with its sources; nothing to do", out)
+        return done
+    catalogue = read_items(Path(items), columns.item, item_kind) if items else None
+
+    num_rows = open_parquet(interactions, "interactions").metadata.num_rows
+    # disable=None: a bar on a terminal, none in logs (the log line carries the timing).
+    with tqdm(
+        total=2 * num_rows,
+        desc="graph build",
+        unit="rows",
+        unit_scale=True,
+        disable=None,
+    ) as pbar:
+        user_ids, item_ids = _distinct_ids(
+            interactions, columns, catalogue is None, batch_rows, pbar
+        )
+        if catalogue is not None:
+            order = pc.sort_indices(catalogue.column("item"))
+            catalogue = catalogue.take(order)
+            item_ids = catalogue.column("item").combine_chunks()
+        num_items = len(item_ids)
+        key = np.empty(num_rows, dtype=np.int64)  # context * num_items + item
+        weights = None
+        filled = 0
+        for batch in iter_interactions(interactions, columns, batch_rows=batch_rows):
+            ii = pc.index_in(batch.item, value_set=item_ids)
+            kept = pc.is_valid(ii).to_numpy(zero_copy_only=False)
+            ui = pc.index_in(batch.user, value_set=user_ids).to_numpy(
+                zero_copy_only=False
+            )
+            ii = ii.to_numpy(zero_copy_only=False)
+            if not kept.all():
+                ui, ii = ui[kept], ii[kept].astype(np.int64)
+            n = len(ui)
+            np.multiply(ui, num_items, out=key[filled : filled + n], dtype=np.int64)
+            key[filled : filled + n] += ii
+            if batch.weight is not None:
+                if weights is None:
+                    weights = np.empty(num_rows, dtype=np.float32)
+                weights[filled : filled + n] = batch.weight[kept]
+            filled += n
+            pbar.update(len(kept))
+    key = key[:filled]
+    dropped = num_rows - filled
+    if dropped:
+        log.warning(
+            "%s: %d interactions name items missing from %s; dropped them",
+            interactions,
+            dropped,
+            items,
+        )
+    if filled == 0:
+        raise DataError(
+            f"{interactions}: none of its items is in the catalogue {items}; check that "
+            "both files use the same item ids."
+        )
+
+    t_sort = time.perf_counter()
+    if weights is None:
+        key.sort()
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        merged_w = np.diff(np.r_[starts, len(key)]).astype(np.float32)
+    else:
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        weights = weights[:filled][order]
+        del order
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        merged_w = np.add.reduceat(weights, starts).astype(np.float32)
+        del weights
+    key = key[starts]
+    del starts
+    ctx = (key // num_items).astype(np.int32)
+    item = (key % num_items).astype(np.int32)
+    del key
+    # Contexts whose every interaction was dropped would be isolated: drop them too.
+    present = np.bincount(ctx, minlength=len(user_ids)) > 0
+    if not present.all():
+        ctx = (np.cumsum(present) - 1).astype(np.int32)[ctx]
+        user_ids = user_ids.filter(pa.array(present))
+    num_contexts = len(user_ids)
+    context_csr = _csr(ctx, item, merged_w, num_contexts)
+    by_item = np.argsort(
+        item, kind="stable"
+    )  # stable: contexts stay ascending per item
+    item_csr = _csr(item[by_item], ctx[by_item], merged_w[by_item], num_items)
+    del by_item, ctx, item
+    sort_seconds = time.perf_counter() - t_sort
+    num_edges = len(merged_w)
+
+    feature_specs = []
+    with atomic_dir(out, overwrite=True) as tmp:
+        for prefix, (indptr, indices, w) in (
+            ("item", item_csr),
+            ("context", context_csr),
+        ):
+            np.save(tmp / f"{prefix}_indptr.npy", indptr)
+            np.save(tmp / f"{prefix}_indices.npy", indices)
+            np.save(tmp / f"{prefix}_weights.npy", w)
+        pq.write_table(pa.table({"id": item_ids}), tmp / "item_ids.parquet")
+        pq.write_table(pa.table({"id": user_ids}), tmp / "context_ids.parquet")
+        if catalogue is not None:
+            feature_specs = write_features(
+                catalogue, tmp / "features", Path(items), feature_kinds
+            )
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "num_items": num_items,
+            "num_contexts": num_contexts,
+            "num_edges": num_edges,
+            "interactions_read": num_rows,
+            "duplicates_merged": filled - num_edges,
+            "dropped_unknown_items": dropped,
+            "isolated_items": int((np.diff(item_csr[0]) == 0).sum()),
+            "weighted": bool(not np.all(merged_w == 1.0)),
+            "id_types": {"item": item_kind, "context": user_kind},
+            "dtypes": {"indptr": "int64", "indices": "int32", "weights": "float32"},
+            "features": [s.to_json() for s in feature_specs],
+            "sources": checksums,
+            "options": options,
+            "build_seconds": round(time.perf_counter() - t0, 3),
+            "sort_seconds": round(sort_seconds, 3),
+        }
+        write_json(tmp / "manifest.json", manifest)
+        (tmp / "_SUCCESS").touch()
+    log.info(
+        "built graph %s: %d items, %d contexts, %d edges (%d duplicates merged, %d "
+        "dropped) in %.1fs",
+        out,
+        num_items,
+        num_contexts,
+        num_edges,
+        manifest["duplicates_merged"],
+        dropped,
+        manifest["build_seconds"],
+    )
+    return manifest

@@ -1,0 +1,207 @@
+"""Load the graph store: CSR arrays (memory-mapped), id maps and features.
+
+``CSRGraph`` is the plain-tensor view the samplers take; ``Graph`` adds what only the
+edges of the system need (external ids, features, the manifest).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+from torch import Tensor
+
+from pinsage.errors import DataError
+from pinsage.graph.features import FeatureSpec, load_feature
+
+__all__ = ["CSRGraph", "FORMAT_VERSION", "Graph", "is_complete", "load_graph"]
+
+FORMAT_VERSION = 1
+_ARRAYS = ("indptr", "indices", "weights")
+
+
+@dataclass(frozen=True)
+class CSRGraph:
+    """The bipartite graph as CSR tensors in both directions.
+
+    Shapes: item_indptr (I+1,) int64, item_indices (E,) int32 context ids,
+    item_weights (E,) float32; context_* likewise with item ids. ``item_cumw`` and
+    ``context_cumw`` (E,) float64 are global running sums of the weights, present only
+    when the graph is weighted (they let a walk pick a neighbour in proportion to its
+    weight with one ``searchsorted``); ``None`` means every weight is equal.
+    """
+
+    item_indptr: Tensor
+    item_indices: Tensor
+    item_weights: Tensor
+    context_indptr: Tensor
+    context_indices: Tensor
+    context_weights: Tensor
+    item_cumw: Tensor | None = None
+    context_cumw: Tensor | None = None
+
+    @property
+    def num_items(self) -> int:
+        return self.item_indptr.numel() - 1
+
+    @property
+    def num_contexts(self) -> int:
+        return self.context_indptr.numel() - 1
+
+    @property
+    def num_edges(self) -> int:
+        return self.item_indices.numel()
+
+    @property
+    def device(self) -> torch.device:
+        return self.item_indptr.device
+
+    @classmethod
+    def from_arrays(cls, weighted: bool | None = None, **arrays: Tensor) -> CSRGraph:
+        """Wrap the six CSR tensors; add running weight sums when ``weighted``.
+
+        ``weighted=None`` decides from the weights themselves.
+        """
+        if weighted is None:
+            weighted = (
+                bool((arrays["item_weights"] != arrays["item_weights"][:1]).any())
+                if arrays["item_weights"].numel()
+                else False
+            )
+        if weighted:
+            for side in ("item", "context"):
+                arrays[f"{side}_cumw"] = torch.cumsum(
+                    arrays[f"{side}_weights"].double(), 0
+                )
+        return cls(**arrays)
+
+    def to(self, device: torch.device | str) -> CSRGraph:
+        """Copy every tensor to ``device`` (e.g. a CUDA GPU for GPU sampling)."""
+        moved = {
+            f.name: (None if (t := getattr(self, f.name)) is None else t.to(device))
+            for f in fields(self)
+        }
+        return CSRGraph(**moved)
+
+    def item_degrees(self) -> Tensor:
+        """(I,) int64 number of contexts per item (0 = isolated, cold-start)."""
+        return self.item_indptr[1:] - self.item_indptr[:-1]
+
+
+def _load_npy(path: Path, mmap: bool) -> Tensor:
+    # mmap_mode "c" (copy-on-write) maps the file without reading it and, unlike "r",
+    # gives a writable array, which torch.from_numpy needs to share memory silently.
+    return torch.from_numpy(np.load(path, mmap_mode="c" if mmap else None))
+
+
+def is_complete(out: Path, sources: dict, options: dict) -> dict | None:
+    """Return the manifest if ``out`` is a complete graph of these sources, else None."""
+    manifest_path = Path(out) / "manifest.json"
+    if not (Path(out) / "_SUCCESS").exists() or not manifest_path.exists():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    same = (
+        manifest.get("format_version") == FORMAT_VERSION
+        and manifest.get("sources") == sources
+        and manifest.get("options") == options
+    )
+    return manifest if same else None
+
+
+class Graph:
+    """A loaded graph directory: CSR tensors, external id maps, features, manifest."""
+
+    def __init__(self, path: Path, *, mmap: bool = True) -> None:
+        self.path = Path(path)
+        if not (self.path / "_SUCCESS").exists():
+            raise DataError(
+                f"{self.path} is not a complete graph directory (no _SUCCESS); build it "
+                "with `pinsage graph build`."
+            )
+        self.manifest = json.loads((self.path / "manifest.json").read_text())
+        version = self.manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise DataError(
+                f"{self.path}: graph format version {version}, this pinsage reads "
+                f"{FORMAT_VERSION}; rebuild it with `pinsage graph build --overwrite`."
+            )
+        arrays = {
+            f"{side}_{name}": _load_npy(self.path / f"{side}_{name}.npy", mmap)
+            for side in ("item", "context")
+            for name in _ARRAYS
+        }
+        self.csr = CSRGraph.from_arrays(weighted=self.manifest["weighted"], **arrays)
+        self.item_ids: pa.Array = _read_ids(self.path / "item_ids.parquet")
+        self.context_ids: pa.Array = _read_ids(self.path / "context_ids.parquet")
+        self.features = [FeatureSpec(**f) for f in self.manifest.get("features", [])]
+
+    @property
+    def num_items(self) -> int:
+        return self.manifest["num_items"]
+
+    @property
+    def num_contexts(self) -> int:
+        return self.manifest["num_contexts"]
+
+    def item_index(self, ids: list | pa.Array) -> np.ndarray:
+        """External item ids -> int64 indices; `DataError` naming any unknown id."""
+        return _lookup(
+            self.item_ids, ids, "item", self.manifest["id_types"]["item"], self.path
+        )
+
+    def context_index(self, ids: list | pa.Array) -> np.ndarray:
+        """External context (user) ids -> int64 indices; `DataError` on unknown ids."""
+        return _lookup(
+            self.context_ids,
+            ids,
+            "context",
+            self.manifest["id_types"]["context"],
+            self.path,
+        )
+
+    def feature(self, name: str) -> dict:
+        """Load one feature column by name (see `pinsage.graph.features`)."""
+        for spec in self.features:
+            if spec.name == name:
+                return load_feature(self.path / "features", spec)
+        raise DataError(
+            f"{self.path}: no feature column '{name}'; it has "
+            f"{[s.name for s in self.features]}."
+        )
+
+
+def _read_ids(path: Path) -> pa.Array:
+    return pq.read_table(path).column("id").combine_chunks()
+
+
+def _lookup(universe: pa.Array, ids, what: str, kind: str, path: Path) -> np.ndarray:
+    target = pa.int64() if kind == "int" else pa.large_string()
+    try:
+        query = (
+            pa.array(ids).cast(target)
+            if not isinstance(ids, pa.Array)
+            else ids.cast(target)
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise DataError(
+            f"{what} ids {list(ids)[:5]} are not {kind} ids as in {path}."
+        ) from exc
+    index = pc.index_in(query, value_set=universe)
+    if index.null_count:
+        missing = query.filter(pc.is_null(index)).to_pylist()
+        raise DataError(
+            f"unknown {what} id(s) {missing[:5]} (not in the graph {path}); use ids from "
+            "the interactions the graph was built from."
+        )
+    return index.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def load_graph(path: Path, *, mmap: bool = True) -> Graph:
+    """Open a graph directory written by `build_graph` (CSR arrays memory-mapped)."""
+    return Graph(path, mmap=mmap)

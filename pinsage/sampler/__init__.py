@@ -1,0 +1,31 @@
+"""Random-walk importance sampling and K-layer computation graphs."""
+
+from pinsage.sampler.blocks import (
+    Block,
+    ComputationGraph,
+    build_blocks,
+    context_blocks,
+    item_blocks,
+)
+from pinsage.sampler.walks import (
+    PAD,
+    Neighbors,
+    context_neighbors,
+    item_neighbors,
+    top_visited,
+    walk_visits,
+)
+
+__all__ = [
+    "PAD",
+    "Block",
+    "ComputationGraph",
+    "Neighbors",
+    "build_blocks",
+    "context_blocks",
+    "context_neighbors",
+    "item_blocks",
+    "item_neighbors",
+    "top_visited",
+    "walk_visits",
+]

@@ -1,0 +1,177 @@
+"""K-layer computation graphs (blocks) for a minibatch of seeds (DESIGN.md).
+
+Layer K's destinations are the seeds; each layer's sources are its destinations
+followed by their neighbourhoods' items (destinations first, deduplicated, in order of
+first appearance); layer k-1's destinations are layer k's sources. The outermost
+sources are the items whose input features the model needs.
+
+Neighbourhoods come from a function ``dst -> Neighbors``: random walks at training time
+(`item_blocks`), a fixed precomputed table at inference time, the same block builder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from pinsage.config import SamplerConfig
+from pinsage.graph.store import CSRGraph
+from pinsage.sampler.walks import Neighbors, context_neighbors, item_neighbors
+
+__all__ = ["Block", "ComputationGraph", "build_blocks", "context_blocks", "item_blocks"]
+
+NeighborFn = Callable[[Tensor], Neighbors]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One convolution layer's bipartite message graph, sources -> destinations.
+
+    Shapes: src_nodes (N_src,) int64 item indices; dst_nodes (N_dst,) int64 item
+    indices (or context indices when ``dst_is_context``); edge_index (2, E) int64 local
+    ids, row 0 into src_nodes, row 1 into dst_nodes; edge_weight (E,) float32 alpha,
+    summing to 1 over each destination's incoming edges (no edges: isolated).
+    For item destinations ``src_nodes[:N_dst] == dst_nodes``.
+    """
+
+    src_nodes: Tensor
+    dst_nodes: Tensor
+    edge_index: Tensor
+    edge_weight: Tensor
+    dst_is_context: bool = False
+
+    @property
+    def num_src(self) -> int:
+        return self.src_nodes.numel()
+
+    @property
+    def num_dst(self) -> int:
+        return self.dst_nodes.numel()
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Block:
+        """Copy to ``device`` (``non_blocking`` from pinned memory)."""
+        return Block(
+            *(
+                t.to(device, non_blocking=non_blocking)
+                for t in (
+                    self.src_nodes,
+                    self.dst_nodes,
+                    self.edge_index,
+                    self.edge_weight,
+                )
+            ),
+            dst_is_context=self.dst_is_context,
+        )
+
+
+@dataclass(frozen=True)
+class ComputationGraph:
+    """The blocks of one minibatch, outermost first.
+
+    ``blocks[0].src_nodes`` are the input items (features gathered once, for them);
+    ``blocks[-1].dst_nodes`` are the seeds, in the order given.
+    """
+
+    blocks: list[Block]
+
+    @property
+    def input_nodes(self) -> Tensor:
+        return self.blocks[0].src_nodes
+
+    @property
+    def seeds(self) -> Tensor:
+        return self.blocks[-1].dst_nodes
+
+    def to(
+        self, device: torch.device | str, non_blocking: bool = False
+    ) -> ComputationGraph:
+        return ComputationGraph([b.to(device, non_blocking) for b in self.blocks])
+
+
+def _relabel(prefix: Tensor, others: Tensor) -> tuple[Tensor, Tensor]:
+    """Deduplicate ``cat(prefix, others)`` keeping first appearances in order.
+
+    Shapes: prefix (P,) distinct ids, others (M,) -> (nodes (N,) with
+    nodes[:P] == prefix, local (M,) positions of ``others`` in ``nodes``).
+    """
+    both = torch.cat([prefix, others])
+    uniq, inverse = torch.unique(both, return_inverse=True)
+    position = torch.arange(both.numel(), device=both.device)
+    first = torch.full(
+        (uniq.numel(),), both.numel(), dtype=torch.long, device=both.device
+    )
+    first.scatter_reduce_(0, inverse, position, reduce="amin")
+    order = torch.argsort(first)  # unique ids in order of first appearance
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(order.numel(), device=both.device)
+    return uniq[order], rank[inverse[prefix.numel() :]]
+
+
+def _block(dst: Tensor, nbrs: Neighbors, dst_is_context: bool) -> Block:
+    filled = nbrs.ids >= 0  # (N_dst, T)
+    dst_local = torch.arange(dst.numel(), device=dst.device)
+    dst_local = dst_local.unsqueeze(1).expand_as(nbrs.ids)[filled]  # (E,)
+    prefix = dst[:0] if dst_is_context else dst  # context dsts are not item sources
+    src_nodes, src_local = _relabel(prefix, nbrs.ids[filled])
+    edge_index = torch.stack([src_local, dst_local])  # (2, E)
+    return Block(src_nodes, dst, edge_index, nbrs.weights[filled], dst_is_context)
+
+
+def build_blocks(
+    seeds: Tensor,
+    num_layers: int,
+    item_fn: NeighborFn,
+    *,
+    context_fn: NeighborFn | None = None,
+) -> ComputationGraph:
+    """Blocks for ``seeds`` with neighbourhoods from ``item_fn`` (and ``context_fn``).
+
+    With ``context_fn`` the seeds are contexts: the last block's destinations are the
+    contexts, its sources their neighbourhood items; the layers below are item layers.
+    Seeds must be distinct. Shapes: seeds (B,) int64 -> K blocks.
+    """
+    if torch.unique(seeds).numel() != seeds.numel():
+        raise ValueError(
+            "build_blocks: seeds must be distinct (deduplicate them first)"
+        )
+    blocks = []
+    dst = seeds.long()
+    for layer in range(num_layers):
+        top_is_context = context_fn is not None and layer == 0
+        nbrs = context_fn(dst) if top_is_context else item_fn(dst)
+        blocks.append(_block(dst, nbrs, top_is_context))
+        dst = blocks[-1].src_nodes
+    return ComputationGraph(blocks[::-1])
+
+
+def item_blocks(
+    graph: CSRGraph, seeds: Tensor, cfg: SamplerConfig, *, generator: torch.Generator
+) -> ComputationGraph:
+    """Blocks for seed items with random-walk neighbourhoods (``cfg.num_layers``)."""
+
+    def sample(dst: Tensor) -> Neighbors:
+        return item_neighbors(graph, dst, cfg, generator=generator)
+
+    return build_blocks(seeds.to(graph.device), cfg.num_layers, sample)
+
+
+def context_blocks(
+    graph: CSRGraph, contexts: Tensor, cfg: SamplerConfig, *, generator: torch.Generator
+) -> ComputationGraph:
+    """Blocks whose seeds are contexts (users): top layer context <- items."""
+
+    def sample_items(dst: Tensor) -> Neighbors:
+        return item_neighbors(graph, dst, cfg, generator=generator)
+
+    def sample_contexts(dst: Tensor) -> Neighbors:
+        return context_neighbors(graph, dst, cfg, generator=generator)
+
+    return build_blocks(
+        contexts.to(graph.device),
+        cfg.num_layers,
+        sample_items,
+        context_fn=sample_contexts,
+    )

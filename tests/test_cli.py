@@ -1,0 +1,208 @@
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from pinsage.config import PipelineConfig, SamplerConfig
+from pinsage.data.synth import SynthConfig
+from pinsage.graph import load_graph
+from pinsage.sampler.describe import describe_neighborhoods
+from tests.test_cli_errors import run_cli
+
+
+@pytest.fixture
+def graph_dir(tmp_path, monkeypatch, capsys):
+    assert (
+        run_cli(
+            [
+                "-q",
+                "data",
+                "synth",
+                "--out",
+                str(tmp_path / "d"),
+                "--items",
+                "300",
+                "--users",
+                "150",
+                "--edges",
+                "4000",
+                "--string-ids",
+            ],
+            monkeypatch,
+            capsys,
+        )[0]
+        == 0
+    )
+    assert (
+        run_cli(
+            [
+                "-q",
+                "graph",
+                "build",
+                "--interactions",
+                str(tmp_path / "d/interactions.parquet"),
+                "--items",
+                str(tmp_path / "d/items.parquet"),
+                "--out",
+                str(tmp_path / "g"),
+            ],
+            monkeypatch,
+            capsys,
+        )[0]
+        == 0
+    )
+    return tmp_path / "g"
+
+
+def test_sample_json_document(graph_dir, monkeypatch, capsys):
+    g = load_graph(graph_dir)
+    items = g.item_ids.take([0, 5]).to_pylist()
+    user = g.context_ids[3].as_py()
+    args = [
+        "-q",
+        "sample",
+        "--graph",
+        str(graph_dir),
+        "--item",
+        items[0],
+        "--item",
+        items[1],
+        "--user",
+        user,
+        "--walks",
+        "300",
+        "--top",
+        "4",
+        "--seed",
+        "9",
+        "--json",
+    ]
+    code, out, _ = run_cli(args, monkeypatch, capsys)
+    assert code == 0
+    doc = json.loads(out)  # stdout holds the JSON document and nothing else
+    assert [s.get("item", s.get("user")) for s in doc["seeds"]] == [*items, user]
+    for entry in doc["seeds"]:
+        visits = [n["visits"] for n in entry["neighbors"]]
+        assert visits == sorted(visits, reverse=True) and len(visits) <= 4
+        assert sum(n["weight"] for n in entry["neighbors"]) == pytest.approx(1.0)
+        assert all(isinstance(n["item"], str) for n in entry["neighbors"])
+    # The library call with the same settings gives the same document.
+    cfg = SamplerConfig(num_walks=300, top_k=4, seed=9)
+    assert describe_neighborhoods(g, items, [user], cfg) == doc
+    assert run_cli(args, monkeypatch, capsys)[1] == out  # deterministic
+
+
+def test_synth_deterministic_and_planted_structure(tmp_path, monkeypatch, capsys):
+    for name in ("a", "b"):
+        run_cli(
+            [
+                "-q",
+                "data",
+                "synth",
+                "--out",
+                str(tmp_path / name),
+                "--items",
+                "500",
+                "--users",
+                "300",
+                "--edges",
+                "8000",
+                "--clusters",
+                "5",
+                "--seed",
+                "3",
+            ],
+            monkeypatch,
+            capsys,
+        )
+    for table in ("interactions", "test", "items"):
+        assert pq.read_table(tmp_path / f"a/{table}.parquet").equals(
+            pq.read_table(tmp_path / f"b/{table}.parquet")
+        )
+    train = pq.read_table(tmp_path / "a/interactions.parquet")
+    test = pq.read_table(tmp_path / "a/test.parquet")
+    assert train.num_rows + test.num_rows == 8000
+    item_cluster = dict(
+        zip(
+            *pq.read_table(tmp_path / "a/item_clusters.parquet").to_pydict().values(),
+            strict=True,
+        )
+    )
+    user_cluster = dict(
+        zip(
+            *pq.read_table(tmp_path / "a/user_clusters.parquet").to_pydict().values(),
+            strict=True,
+        )
+    )
+    users, items = train["user"].to_pylist(), train["item"].to_pylist()
+    inside = sum(
+        item_cluster[i] == user_cluster[u] for u, i in zip(users, items, strict=True)
+    ) / len(users)
+    # Dense (27 pairs a user from 100 items a cluster): repeats drop some in-cluster draws.
+    assert 0.6 < inside < 0.88
+    # Held-out share per user is floor(0.2 * n); no pair is both train and test.
+    assert not set(zip(users, items, strict=True)) & set(
+        zip(test["user"].to_pylist(), test["item"].to_pylist(), strict=True)
+    )
+    assert test.num_rows / 8000 == pytest.approx(0.2, abs=0.04)
+    # Zipf-like popularity: the top 10% of items take far more than 10% of interactions.
+    from collections import Counter
+
+    counts = sorted(Counter(items).values(), reverse=True)
+    assert sum(counts[:50]) / len(items) > 0.25
+
+
+def test_synth_in_cluster_share_when_sparse():
+    from pinsage.data.synth import synthesize_tables
+
+    t = synthesize_tables(
+        SynthConfig(
+            num_items=20000, num_users=400, num_edges=6000, num_clusters=5, zipf=0.5
+        )
+    )
+    item_cluster = dict(zip(*t["item_clusters"].to_pydict().values(), strict=True))
+    user_cluster = dict(zip(*t["user_clusters"].to_pydict().values(), strict=True))
+    pairs = zip(
+        t["interactions"]["user"].to_pylist(),
+        t["interactions"]["item"].to_pylist(),
+        strict=True,
+    )
+    inside = [item_cluster[i] == user_cluster[u] for u, i in pairs]
+    # in_cluster=0.85 plus the 1/C chance that a random cluster is the user's own.
+    assert sum(inside) / len(inside) == pytest.approx(0.85 + 0.15 / 5, abs=0.02)
+
+
+def test_synth_rejects_impossible_density():
+    from pinsage.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="half of all"):
+        SynthConfig(num_items=10, num_users=10, num_edges=80)
+
+
+def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch, capsys):
+    code, out, _ = run_cli(
+        ["-q", "demo", "--out", str(tmp_path / "demo")], monkeypatch, capsys
+    )
+    assert (
+        code == 0
+        and "neighbours by visits" in out
+        and "share their seed's planted cluster" in out
+    )
+    same, total = map(int, out.strip().splitlines()[-1].split()[0].split("/"))
+    assert same / total > 0.5  # planted clusters show in the neighbourhoods
+    mtime = (tmp_path / "demo/graph/manifest.json").stat().st_mtime_ns
+    code, out2, _ = run_cli(
+        ["-q", "demo", "--out", str(tmp_path / "demo")], monkeypatch, capsys
+    )
+    assert code == 0 and out2 == out
+    assert (tmp_path / "demo/graph/manifest.json").stat().st_mtime_ns == mtime
+
+
+def test_demo_yaml_spells_out_the_embedded_default():
+    from pathlib import Path
+
+    from pinsage.config import load_config
+
+    assert (
+        load_config(Path(__file__).parents[1] / "configs/demo.yaml") == PipelineConfig()
+    )

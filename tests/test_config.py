@@ -1,0 +1,46 @@
+import pytest
+
+from pinsage.config import PipelineConfig, SamplerConfig, load_config, load_section
+from pinsage.errors import ConfigError
+
+
+def test_unknown_key_names_nearest(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sampler:\n  num_walk: 5\n")
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'num_walk'; did you mean 'num_walks'"
+    ):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "raw,match",
+    [
+        ({"num_walks": "ten"}, "expected int, got str"),
+        ({"num_walks": True}, "expected int, got bool"),
+        ({"restart": 1.5}, r"restart must be in \[0, 1\]"),
+        ({"top_k": 0}, "top_k must be >= 1"),
+    ],
+)
+def test_bad_values(raw, match):
+    with pytest.raises(ConfigError, match=match):
+        load_section(SamplerConfig, raw, "sampler")
+
+
+def test_int_accepted_for_float_and_nested(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("sampler:\n  restart: 1\nsynth:\n  num_items: 500\n")
+    cfg = load_config(path)
+    assert cfg.sampler.restart == 1.0 and cfg.synth.num_items == 500
+    assert cfg == PipelineConfig(sampler=SamplerConfig(restart=1.0), synth=cfg.synth)
+
+
+def test_bad_yaml_and_missing(tmp_path):
+    (tmp_path / "bad.yaml").write_text("sampler: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")
+    (tmp_path / "list.yaml").write_text("sampler: [1, 2]\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(tmp_path / "list.yaml")
