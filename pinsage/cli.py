@@ -16,6 +16,7 @@ import click
 
 from pinsage.config import SamplerConfig
 from pinsage.data.contract import InteractionColumns
+from pinsage.data.importers import FORMATS, import_folder
 from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.demo import run_demo
 from pinsage.errors import PinsageError
@@ -97,34 +98,23 @@ def data_synth(out: Path, overwrite: bool, **params) -> None:
 
 
 @data.command("import")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["lightgcn", "movielens", "parquet"]),
-    required=True,
-)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
 @click.argument("src", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Data folder to write.",
-)
-@click.option(
-    "--test-fraction",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.2,
-    show_default=True,
-    help="movielens: last share of each user's ratings held out.",
-)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Data folder to write.")
+@click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2,
+              show_default=True, help="movielens: last share of each user's ratings held out.")
+@click.option("--user-column", default="user", show_default=True, help="parquet: source column.")
+@click.option("--item-column", default="item", show_default=True, help="parquet: source column.")
+@click.option("--weight-column", default="weight", show_default=True, help="parquet: source column.")
+@click.option("--timestamp-column", default="timestamp", show_default=True, help="parquet: source column.")
 @click.option("--overwrite", is_flag=True, help="Rewrite a complete folder.")
 def data_import(
-    fmt: str, src: Path, out: Path, test_fraction: float, overwrite: bool
+    fmt: str, src: Path, out: Path, test_fraction: float, user_column: str, item_column: str,
+    weight_column: str, timestamp_column: str, overwrite: bool,
 ) -> None:
     """Import SRC (a folder) into the Parquet data contract."""
-    from pinsage.data.importers import import_folder
-
-    import_folder(fmt, src, out, test_fraction=test_fraction, overwrite=overwrite)
+    columns = InteractionColumns(user_column, item_column, weight_column, timestamp_column)
+    import_folder(fmt, src, out, test_fraction=test_fraction, columns=columns, overwrite=overwrite)
 
 
 @cli.group()

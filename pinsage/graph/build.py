@@ -9,7 +9,6 @@ item gives the item -> contexts CSR. No Python loop touches an edge.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from pinsage.data.contract import (
     open_parquet,
     read_items,
 )
+from pinsage.data.importers._common import file_sha256
 from pinsage.errors import DataError
 from pinsage.graph.features import write_features
 from pinsage.graph.store import FORMAT_VERSION, is_complete
@@ -36,14 +36,6 @@ from pinsage.graph.store import FORMAT_VERSION, is_complete
 __all__ = ["build_graph"]
 
 log = logging.getLogger(__name__)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _sorted_unique(chunks: list[pa.Array]) -> pa.Array:
@@ -89,7 +81,7 @@ def build_graph(
     sources = {"interactions": interactions} | ({"items": Path(items)} if items else {})
     t0 = time.perf_counter()
     user_kind, item_kind = interaction_id_kinds(interactions, columns)
-    checksums = {k: {"path": str(p), "sha256": _sha256(p)} for k, p in sources.items()}
+    checksums = {k: {"path": str(p), "sha256": file_sha256(p)} for k, p in sources.items()}
     options = {"columns": vars(columns), "feature_kinds": feature_kinds or {}}
     done = is_complete(out, checksums, options)
     if done is not None and not overwrite:

@@ -1,0 +1,35 @@
+"""Importers: public recommendation data sets into a data folder (DESIGN.md "Files")."""
+
+from pathlib import Path
+
+from pinsage.data.contract import InteractionColumns
+from pinsage.data.importers.lightgcn import import_lightgcn
+from pinsage.data.importers.movielens import import_movielens
+from pinsage.data.importers.parquet import import_parquet
+
+__all__ = ["FORMATS", "import_folder", "import_lightgcn", "import_movielens", "import_parquet"]
+
+FORMATS = ("lightgcn", "movielens", "parquet")
+
+
+def import_folder(
+    fmt: str,
+    src: Path,
+    out: Path,
+    *,
+    test_fraction: float = 0.2,
+    columns: InteractionColumns | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Import ``src`` in format ``fmt`` (one of `FORMATS`) into the data folder ``out``.
+
+    ``test_fraction`` applies to MovieLens (per-user temporal split), ``columns`` to
+    Parquet sources with foreign column names; LightGCN keeps its own split.
+    """
+    if fmt == "lightgcn":
+        return import_lightgcn(src, out, overwrite=overwrite)
+    if fmt == "movielens":
+        return import_movielens(src, out, test_fraction=test_fraction, overwrite=overwrite)
+    if fmt == "parquet":
+        return import_parquet(src, out, columns=columns or InteractionColumns(), overwrite=overwrite)
+    raise ValueError(f"unknown import format {fmt!r}; expected one of {FORMATS}")
