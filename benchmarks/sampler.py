@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--length", type=int, default=3)
     parser.add_argument("--graphs", nargs="+", default=list(GRAPHS), choices=list(GRAPHS))
+    parser.add_argument("--repeats", type=int, default=5, help="ours/DGL alternations")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     latency_ns = pointer_chase_ns()
@@ -90,12 +92,23 @@ def main() -> None:
         graph_dir = synthetic_graph(*GRAPHS[name])
         for walks, top in SETTINGS:
             cfg = SamplerConfig(num_walks=walks, walk_length=args.length, restart=0.5, top_k=top)
-            ours = _ours(graph_dir, cfg, args.batches)
-            peer = _peer(graph_dir, cfg, args.batches, args.threads)
+            # Alternate ours and DGL so that machine noise hits both alike.
+            runs = [
+                (_ours(graph_dir, cfg, args.batches), _peer(graph_dir, cfg, args.batches, args.threads))
+                for _ in range(args.repeats)
+            ]
+            ours = {k: statistics.median(r[0][k] for r in runs) for k in runs[0][0]}
+            peer = None
+            if runs[0][1] is not None:
+                peer = {
+                    k: statistics.median(r[1][k] for r in runs)
+                    for k in ("seeds_per_s", "traversals_per_s", "blocks2_seconds_per_batch_median")
+                }
             record = {
                 "bench": "sampler", "graph": name, "items": GRAPHS[name][0], "users": GRAPHS[name][1],
                 "edges": GRAPHS[name][2], "walks": walks, "top": top, "restart": 0.5,
                 "length": args.length, "batch": BATCH, "threads": args.threads,
+                "repeats": args.repeats,
                 **{f"ours_{k}": round(v, 6) for k, v in ours.items()},
             }
             if latency_ns:
@@ -107,8 +120,8 @@ def main() -> None:
             if peer:
                 record |= {
                     "dgl_seeds_per_s": round(peer["seeds_per_s"], 1),
-                    "dgl_traversals_per_s": peer.get("traversals_per_s"),
-                    "dgl_blocks2_seconds_per_batch_median": peer.get("blocks2_seconds_per_batch_median"),
+                    "dgl_traversals_per_s": round(peer["traversals_per_s"]),
+                    "dgl_blocks2_seconds_per_batch_median": round(peer["blocks2_seconds_per_batch_median"], 6),
                     "speedup_seeds_per_s": round(ours["seeds_per_s"] / peer["seeds_per_s"], 2),
                     "speedup_blocks2": round(
                         peer["blocks2_seconds_per_batch_median"] / ours["blocks2_seconds_per_batch_median"], 2

@@ -45,6 +45,9 @@ class CSRGraph:
     context_weights: Tensor
     item_cumw: Tensor | None = None
     context_cumw: Tensor | None = None
+    item_degree: Tensor | None = None
+    context_degree: Tensor | None = None
+    max_degree: int = 0
 
     @property
     def num_items(self) -> int:
@@ -74,24 +77,26 @@ class CSRGraph:
                 if arrays["item_weights"].numel()
                 else False
             )
-        if weighted:
-            for side in ("item", "context"):
-                arrays[f"{side}_cumw"] = torch.cumsum(
-                    arrays[f"{side}_weights"].double(), 0
-                )
-        return cls(**arrays)
+        for side in ("item", "context"):
+            indptr = arrays[f"{side}_indptr"]
+            arrays[f"{side}_degree"] = (indptr[1:] - indptr[:-1]).int()
+            if weighted:
+                arrays[f"{side}_cumw"] = torch.cumsum(arrays[f"{side}_weights"].double(), 0)
+        degrees = [d for d in (arrays["item_degree"], arrays["context_degree"]) if d.numel()]
+        return cls(**arrays, max_degree=max((int(d.max()) for d in degrees), default=0))
 
     def to(self, device: torch.device | str) -> CSRGraph:
         """Copy every tensor to ``device`` (e.g. a CUDA GPU for GPU sampling)."""
         moved = {
-            f.name: (None if (t := getattr(self, f.name)) is None else t.to(device))
+            f.name: (t.to(device) if isinstance(t := getattr(self, f.name), Tensor) else t)
             for f in fields(self)
         }
         return CSRGraph(**moved)
 
     def item_degrees(self) -> Tensor:
         """(I,) int64 number of contexts per item (0 = isolated, cold-start)."""
-        return self.item_indptr[1:] - self.item_indptr[:-1]
+        return self.item_degree.long()
+
 
 
 def _load_npy(path: Path, mmap: bool) -> Tensor:

@@ -100,24 +100,23 @@ def _relabel(prefix: Tensor, others: Tensor) -> tuple[Tensor, Tensor]:
     both = torch.cat([prefix, others])
     uniq, inverse = torch.unique(both, return_inverse=True)
     position = torch.arange(both.numel(), device=both.device)
-    first = torch.full(
-        (uniq.numel(),), both.numel(), dtype=torch.long, device=both.device
-    )
+    first = torch.full((uniq.numel(),), both.numel(), dtype=torch.long, device=both.device)
     first.scatter_reduce_(0, inverse, position, reduce="amin")
     order = torch.argsort(first)  # unique ids in order of first appearance
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel(), device=both.device)
-    return uniq[order], rank[inverse[prefix.numel() :]]
+    local = rank.index_select(0, inverse[prefix.numel() :])
+    return uniq.index_select(0, order), local
 
 
 def _block(dst: Tensor, nbrs: Neighbors, dst_is_context: bool) -> Block:
-    filled = nbrs.ids >= 0  # (N_dst, T)
-    dst_local = torch.arange(dst.numel(), device=dst.device)
-    dst_local = dst_local.unsqueeze(1).expand_as(nbrs.ids)[filled]  # (E,)
+    filled = torch.nonzero(nbrs.ids.flatten() >= 0).squeeze(1)  # (E,) flat slots
+    dst_local = filled // nbrs.ids.shape[1]  # row of each filled slot
     prefix = dst[:0] if dst_is_context else dst  # context dsts are not item sources
-    src_nodes, src_local = _relabel(prefix, nbrs.ids[filled])
+    src_nodes, src_local = _relabel(prefix, nbrs.ids.flatten().index_select(0, filled))
     edge_index = torch.stack([src_local, dst_local])  # (2, E)
-    return Block(src_nodes, dst, edge_index, nbrs.weights[filled], dst_is_context)
+    edge_weight = nbrs.weights.flatten().index_select(0, filled)
+    return Block(src_nodes, dst, edge_index, edge_weight, dst_is_context)
 
 
 def build_blocks(
