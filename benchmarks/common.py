@@ -51,15 +51,21 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def synthetic_graph(num_items: int, num_users: int, num_edges: int, seed: int = 1) -> Path:
+def synthetic_graph(
+    num_items: int, num_users: int, num_edges: int, seed: int = 1
+) -> Path:
     """A cached synthetic graph (Zipf popularity, 50 clusters); built once per size."""
     from pinsage.data.synth import SynthConfig, synthesize
     from pinsage.graph import build_graph
 
     name = f"{num_items}x{num_users}x{num_edges}-s{seed}"
     cfg = SynthConfig(
-        num_items=num_items, num_users=num_users, num_edges=num_edges,
-        num_clusters=50, test_fraction=0.0, seed=seed,
+        num_items=num_items,
+        num_users=num_users,
+        num_edges=num_edges,
+        num_clusters=50,
+        test_fraction=0.0,
+        seed=seed,
     )
     data = synthesize(cfg, CACHE / f"data-{name}")
     graph = CACHE / f"graph-{name}"

@@ -21,13 +21,17 @@ uint64_t chase(const uint64_t *next, uint64_t start, uint64_t steps) {
 """
 
 
-def pointer_chase_ns(array_mib: int = 512, steps: int = 20_000_000, seed: int = 0) -> float | None:
+def pointer_chase_ns(
+    array_mib: int = 512, steps: int = 20_000_000, seed: int = 0
+) -> float | None:
     """Nanoseconds per dependent random read, or None when no C compiler is found."""
     with tempfile.TemporaryDirectory() as tmp:
         src, lib = Path(tmp) / "chase.c", Path(tmp) / "chase.so"
         src.write_text(_SOURCE)
         try:
-            subprocess.run(["cc", "-O2", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+            subprocess.run(
+                ["cc", "-O2", "-shared", "-fPIC", str(src), "-o", str(lib)], check=True
+            )
         except (OSError, subprocess.CalledProcessError):
             return None
         chase = ctypes.CDLL(str(lib)).chase

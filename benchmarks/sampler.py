@@ -47,11 +47,17 @@ def _ours(graph_dir: Path, cfg: SamplerConfig, batches: int) -> dict:
     for seeds in seed_batches[:2]:  # warm-up
         item_neighbors(g.csr, seeds, cfg, generator=gen)
     it = iter(seed_batches * 2)
-    per_batch = median_seconds(lambda: item_neighbors(g.csr, next(it), cfg, generator=gen), batches)
+    per_batch = median_seconds(
+        lambda: item_neighbors(g.csr, next(it), cfg, generator=gen), batches
+    )
     # Every traversal stands on one item: the visit count is the traversal count.
-    traversals = sum(walk_visits(g.csr, s, cfg, generator=gen)[0].numel() for s in seed_batches)
+    traversals = sum(
+        walk_visits(g.csr, s, cfg, generator=gen)[0].numel() for s in seed_batches
+    )
     it = iter(seed_batches * 2)
-    blocks = median_seconds(lambda: item_blocks(g.csr, next(it), cfg, generator=gen), max(3, batches // 4))
+    blocks = median_seconds(
+        lambda: item_blocks(g.csr, next(it), cfg, generator=gen), max(3, batches // 4)
+    )
     return {
         "seconds_per_batch_median": per_batch,
         "seeds_per_s": BATCH / per_batch,
@@ -61,15 +67,31 @@ def _ours(graph_dir: Path, cfg: SamplerConfig, batches: int) -> dict:
     }
 
 
-def _peer(graph_dir: Path, cfg: SamplerConfig, batches: int, threads: int) -> dict | None:
+def _peer(
+    graph_dir: Path, cfg: SamplerConfig, batches: int, threads: int
+) -> dict | None:
     python = PEER / ".venv/bin/python"
     if not python.exists():
         return None
     cmd = [
-        str(python), str(PEER / "dgl_sampler.py"), "--graph", str(graph_dir),
-        "--walks", str(cfg.num_walks), "--length", str(cfg.walk_length),
-        "--restart", str(cfg.restart), "--top", str(cfg.top_k), "--batch", str(BATCH),
-        "--batches", str(batches), "--threads", str(threads),
+        str(python),
+        str(PEER / "dgl_sampler.py"),
+        "--graph",
+        str(graph_dir),
+        "--walks",
+        str(cfg.num_walks),
+        "--length",
+        str(cfg.walk_length),
+        "--restart",
+        str(cfg.restart),
+        "--top",
+        str(cfg.top_k),
+        "--batch",
+        str(BATCH),
+        "--batches",
+        str(batches),
+        "--threads",
+        str(threads),
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -80,21 +102,33 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--length", type=int, default=3)
-    parser.add_argument("--graphs", nargs="+", default=list(GRAPHS), choices=list(GRAPHS))
+    parser.add_argument(
+        "--graphs", nargs="+", default=list(GRAPHS), choices=list(GRAPHS)
+    )
     parser.add_argument("--repeats", type=int, default=5, help="ours/DGL alternations")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     latency_ns = pointer_chase_ns()
     emit({"bench": "sampler", "machine": machine(), "pointer_chase_ns": latency_ns})
     if not (PEER / ".venv/bin/python").exists():
-        emit({"bench": "sampler", "note": "no peer venv: run `bash benchmarks/peer/setup.sh` for DGL"})
+        emit(
+            {
+                "bench": "sampler",
+                "note": "no peer venv: run `bash benchmarks/peer/setup.sh` for DGL",
+            }
+        )
     for name in args.graphs:
         graph_dir = synthetic_graph(*GRAPHS[name])
         for walks, top in SETTINGS:
-            cfg = SamplerConfig(num_walks=walks, walk_length=args.length, restart=0.5, top_k=top)
+            cfg = SamplerConfig(
+                num_walks=walks, walk_length=args.length, restart=0.5, top_k=top
+            )
             # Alternate ours and DGL so that machine noise hits both alike.
             runs = [
-                (_ours(graph_dir, cfg, args.batches), _peer(graph_dir, cfg, args.batches, args.threads))
+                (
+                    _ours(graph_dir, cfg, args.batches),
+                    _peer(graph_dir, cfg, args.batches, args.threads),
+                )
                 for _ in range(args.repeats)
             ]
             ours = {k: statistics.median(r[0][k] for r in runs) for k in runs[0][0]}
@@ -102,12 +136,24 @@ def main() -> None:
             if runs[0][1] is not None:
                 peer = {
                     k: statistics.median(r[1][k] for r in runs)
-                    for k in ("seeds_per_s", "traversals_per_s", "blocks2_seconds_per_batch_median")
+                    for k in (
+                        "seeds_per_s",
+                        "traversals_per_s",
+                        "blocks2_seconds_per_batch_median",
+                    )
                 }
             record = {
-                "bench": "sampler", "graph": name, "items": GRAPHS[name][0], "users": GRAPHS[name][1],
-                "edges": GRAPHS[name][2], "walks": walks, "top": top, "restart": 0.5,
-                "length": args.length, "batch": BATCH, "threads": args.threads,
+                "bench": "sampler",
+                "graph": name,
+                "items": GRAPHS[name][0],
+                "users": GRAPHS[name][1],
+                "edges": GRAPHS[name][2],
+                "walks": walks,
+                "top": top,
+                "restart": 0.5,
+                "length": args.length,
+                "batch": BATCH,
+                "threads": args.threads,
                 "repeats": args.repeats,
                 **{f"ours_{k}": round(v, 6) for k, v in ours.items()},
             }
@@ -116,15 +162,23 @@ def main() -> None:
                 # per thread: what a latency-bound walker could do.
                 bound = args.threads / (2 * latency_ns * 1e-9)
                 record["latency_bound_traversals_per_s"] = round(bound)
-                record["ours_fraction_of_latency_bound"] = round(ours["traversals_per_s"] / bound, 3)
+                record["ours_fraction_of_latency_bound"] = round(
+                    ours["traversals_per_s"] / bound, 3
+                )
             if peer:
                 record |= {
                     "dgl_seeds_per_s": round(peer["seeds_per_s"], 1),
                     "dgl_traversals_per_s": round(peer["traversals_per_s"]),
-                    "dgl_blocks2_seconds_per_batch_median": round(peer["blocks2_seconds_per_batch_median"], 6),
-                    "speedup_seeds_per_s": round(ours["seeds_per_s"] / peer["seeds_per_s"], 2),
+                    "dgl_blocks2_seconds_per_batch_median": round(
+                        peer["blocks2_seconds_per_batch_median"], 6
+                    ),
+                    "speedup_seeds_per_s": round(
+                        ours["seeds_per_s"] / peer["seeds_per_s"], 2
+                    ),
                     "speedup_blocks2": round(
-                        peer["blocks2_seconds_per_batch_median"] / ours["blocks2_seconds_per_batch_median"], 2
+                        peer["blocks2_seconds_per_batch_median"]
+                        / ours["blocks2_seconds_per_batch_median"],
+                        2,
                     ),
                 }
             emit(record)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from pinsage.config import SamplerConfig
+from pinsage.config import SamplerConfig, load_config
 from pinsage.data.contract import InteractionColumns
 from pinsage.data.importers import FORMATS, import_folder
 from pinsage.data.synth import SynthConfig, synthesize
@@ -100,21 +100,56 @@ def data_synth(out: Path, overwrite: bool, **params) -> None:
 @data.command("import")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
 @click.argument("src", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Data folder to write.")
-@click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2,
-              show_default=True, help="movielens: last share of each user's ratings held out.")
-@click.option("--user-column", default="user", show_default=True, help="parquet: source column.")
-@click.option("--item-column", default="item", show_default=True, help="parquet: source column.")
-@click.option("--weight-column", default="weight", show_default=True, help="parquet: source column.")
-@click.option("--timestamp-column", default="timestamp", show_default=True, help="parquet: source column.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Data folder to write.",
+)
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="movielens: last share of each user's ratings held out.",
+)
+@click.option(
+    "--user-column", default="user", show_default=True, help="parquet: source column."
+)
+@click.option(
+    "--item-column", default="item", show_default=True, help="parquet: source column."
+)
+@click.option(
+    "--weight-column",
+    default="weight",
+    show_default=True,
+    help="parquet: source column.",
+)
+@click.option(
+    "--timestamp-column",
+    default="timestamp",
+    show_default=True,
+    help="parquet: source column.",
+)
 @click.option("--overwrite", is_flag=True, help="Rewrite a complete folder.")
 def data_import(
-    fmt: str, src: Path, out: Path, test_fraction: float, user_column: str, item_column: str,
-    weight_column: str, timestamp_column: str, overwrite: bool,
+    fmt: str,
+    src: Path,
+    out: Path,
+    test_fraction: float,
+    user_column: str,
+    item_column: str,
+    weight_column: str,
+    timestamp_column: str,
+    overwrite: bool,
 ) -> None:
     """Import SRC (a folder) into the Parquet data contract."""
-    columns = InteractionColumns(user_column, item_column, weight_column, timestamp_column)
-    import_folder(fmt, src, out, test_fraction=test_fraction, columns=columns, overwrite=overwrite)
+    columns = InteractionColumns(
+        user_column, item_column, weight_column, timestamp_column
+    )
+    import_folder(
+        fmt, src, out, test_fraction=test_fraction, columns=columns, overwrite=overwrite
+    )
 
 
 @cli.group()
@@ -128,7 +163,8 @@ def _parse_feature_kinds(values: tuple[str, ...]) -> dict[str, str]:
         name, _, kind = value.partition("=")
         if kind not in FEATURE_KINDS:
             raise click.BadParameter(
-                f"'{value}': expected NAME=KIND with KIND one of {', '.join(FEATURE_KINDS)}",
+                f"'{value}': expected NAME=KIND with KIND one of "
+                f"{', '.join(FEATURE_KINDS)}",
                 param_hint="--feature",
             )
         kinds[name] = kind
@@ -248,8 +284,95 @@ def sample(
         click.echo(f"{key} {entry[key]}:")
         for n in entry["neighbors"]:
             click.echo(
-                f"  item {n['item']!s:>12}  visits {n['visits']:>6}  alpha {n['weight']:.3f}"
+                f"  item {n['item']!s:>12}  visits {n['visits']:>6}  "
+                f"alpha {n['weight']:.3f}"
             )
+
+
+@cli.command("train")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), required=True)
+@click.option("--graph", "graph_dir", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Run directory."
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue from the run's latest checkpoint."
+)
+@click.option(
+    "--test",
+    "test_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Held-out interactions to evaluate at each epoch's end.",
+)
+@click.option(
+    "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
+)
+@click.option(
+    "--workers",
+    type=click.Choice(["process", "thread"]),
+    default="process",
+    show_default=True,
+    help="Kind of batch producers.",
+)
+def train_cmd(
+    config_path: Path,
+    graph_dir: Path,
+    out: Path,
+    resume: bool,
+    test_file: Path | None,
+    device: str,
+    workers: str,
+) -> None:
+    """Train PinSage on a graph.
+
+    Checkpoints, metrics.jsonl and config.yaml go to OUT.
+    """
+    from pinsage.train import train
+
+    cfg = load_config(config_path)
+    evaluate = None
+    if test_file:
+        from pinsage.eval.job import evaluator
+
+        evaluate = evaluator(load_graph(graph_dir), test_file, cfg)
+    train(
+        cfg,
+        graph_dir,
+        out,
+        resume=resume,
+        device=device,
+        worker_kind=workers,
+        evaluate=evaluate,
+    )
+
+
+@cli.command("eval")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--graph", "graph_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--test", "test_file", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--k",
+    "ks",
+    type=click.IntRange(1, 1000),
+    multiple=True,
+    default=(20,),
+    show_default=True,
+    help="Cut-offs (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one flat JSON document.")
+def eval_cmd(
+    run_dir: Path, graph_dir: Path, test_file: Path, ks: tuple[int, ...], as_json: bool
+) -> None:
+    """Recall/NDCG@K (users -> items) and hit-rate@K/MRR (items -> items) of a run."""
+    from pinsage.eval.job import evaluate_run
+
+    metrics = evaluate_run(run_dir, graph_dir, test_file, sorted(set(ks)))
+    if as_json:
+        click.echo(json.dumps(metrics))
+        return
+    for key, value in metrics.items():
+        click.echo(f"{key:>16}  {value}")
 
 
 @cli.command("demo")

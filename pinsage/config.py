@@ -18,7 +18,14 @@ import yaml
 from pinsage.data.synth import SynthConfig
 from pinsage.errors import ConfigError
 
-__all__ = ["PipelineConfig", "SamplerConfig", "load_config", "load_section"]
+__all__ = [
+    "ModelConfig",
+    "PipelineConfig",
+    "SamplerConfig",
+    "TrainConfig",
+    "load_config",
+    "load_section",
+]
 
 T = TypeVar("T")
 
@@ -44,12 +51,112 @@ class SamplerConfig:
             raise ConfigError(f"sampler.restart must be in [0, 1], got {self.restart}")
 
 
+AGGREGATORS = ("importance", "mean", "max", "attention")
+LOSSES = ("margin", "softmax")
+OBJECTIVES = ("item", "context", "both")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The PinSage network (DESIGN.md "Convolution"); layers = sampler.num_layers."""
+
+    dim: int = 64  # input projection width (features and ID embedding)
+    hidden_dim: int = 64  # width of the messages Q h_v
+    out_dim: int = 64  # embedding size; 64 is LightGCN's on Gowalla
+    aggregator: str = "importance"  # importance | mean | max | attention (ablations)
+    heads: int = 2  # attention heads (attention aggregator only)
+    dropout: float = 0.0  # on conv inputs; the graphs we target overfit little
+    # Learned per-item ID embedding: None = on exactly when the graph has no features
+    # (then it is the only input, e.g. Gowalla); features-only keeps cold start honest.
+    id_embedding: bool | None = None
+    context_id_embedding: bool = True  # learned per-user vector beside its items
+    text_buckets: int = 2**18  # hashed text tokens (EmbeddingBag rows)
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "hidden_dim", "out_dim", "heads", "text_buckets"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"model.{name} must be >= 1, got {getattr(self, name)}"
+                )
+        if self.aggregator not in AGGREGATORS:
+            raise ConfigError(
+                f"model.aggregator must be one of {AGGREGATORS}, "
+                f"got '{self.aggregator}'"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop, examples, negatives and loss (DESIGN.md "Loss")."""
+
+    epochs: int = 3  # curriculum: epoch n adds n-1 hard negatives per query
+    steps_per_epoch: int = 100  # minibatches per epoch
+    batch_size: int = 256  # positive pairs per minibatch
+    objective: str = "both"  # item (q, i) pairs, context (u, i) pairs, or both
+    loss: str = "softmax"  # margin (the paper's) or softmax (sampled, ItemSage)
+    margin: float = 0.1  # max-margin delta
+    temperature: float = 0.07  # softmax temperature tau on unit vectors
+    num_random_negatives: int = 500  # shared by the minibatch, as in the paper
+    # Random negatives ~ popularity^beta: 0 uniform; the softmax corrects by log q.
+    negative_popularity_power: float = 0.0
+    max_hard_negatives: int = 3  # curriculum cap per query
+    # Hard negatives come from this band of a query's walk-visit (PPR) ranking,
+    # as a share of the catalogue: the paper's ranks 2000-5000 of billions are "related
+    # but not the positive"; a relative band carries that to any catalogue size.
+    hard_band: tuple[float, float] = (0.01, 0.05)
+    lr: float = 0.005
+    weight_decay: float = 0.0
+    warmup_steps: int = 20  # linear warm-up, then cosine decay to lr / 10
+    grad_clip: float = 1.0
+    num_workers: int = 1  # producer processes; 0 = produce in the training process
+    prefetch: int = 4  # batches queued ahead per worker
+    eval_every: int = 0  # steps between evaluations (0: at the end of each epoch)
+    checkpoint_every: int = 50  # steps between checkpoints
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "steps_per_epoch", "batch_size", "prefetch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"train.{name} must be >= 1, got {getattr(self, name)}"
+                )
+        for name in (
+            "num_random_negatives",
+            "max_hard_negatives",
+            "num_workers",
+            "warmup_steps",
+            "eval_every",
+            "checkpoint_every",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"train.{name} must be >= 0, got {getattr(self, name)}"
+                )
+        if self.loss not in LOSSES:
+            raise ConfigError(f"train.loss must be one of {LOSSES}, got '{self.loss}'")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(
+                f"train.objective must be one of {OBJECTIVES}, got '{self.objective}'"
+            )
+        lo, hi = self.hard_band
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ConfigError(
+                f"train.hard_band must satisfy 0 <= lo < hi <= 1, got {self.hard_band}"
+            )
+        if self.lr <= 0 or self.temperature <= 0:
+            raise ConfigError("train.lr and train.temperature must be > 0")
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """The whole pipeline's configuration (grows with each stage)."""
 
     synth: SynthConfig = field(default_factory=SynthConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:
@@ -86,7 +193,18 @@ def load_section(cls: type[T], raw: Any, where: str) -> T:
         if is_dataclass(annotation):
             values[key] = load_section(annotation, value, f"{where}.{key}")
         elif isinstance(annotation, types.UnionType):
-            values[key] = value
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if value is not None:
+                values[key] = _check_type(value, options[0], f"{where}.{key}")
+            else:
+                values[key] = None
+        elif typing.get_origin(annotation) is tuple:
+            item_type = typing.get_args(annotation)[0]
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{where}.{key}: expected a list, got {value!r}")
+            values[key] = tuple(
+                _check_type(v, item_type, f"{where}.{key}") for v in value
+            )
         else:
             values[key] = _check_type(value, annotation, f"{where}.{key}")
     return cls(**values)

@@ -1,8 +1,9 @@
-"""`pinsage demo`: the pipeline on the embedded default, end to end, for a person to read.
+"""`pinsage demo`: the pipeline on the embedded default, end to end.
 
-Stages so far: synthetic data -> graph build -> importance neighbourhoods of a few
-sample items, printed with their planted cluster and features so that one can judge
-whether the neighbourhoods make sense. Every stage skips work already done.
+The output is for a person to read. Stages so far: synthetic data -> graph build ->
+importance neighbourhoods of a few sample items, printed with their planted cluster
+and features so that one can judge whether the neighbourhoods make sense. Every stage
+skips work already done.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def _sample_items(graph_degrees: np.ndarray, rng: np.random.Generator) -> np.nda
 
 
 def run_demo(out: Path, *, echo: Callable[[str], None] = print) -> dict:
-    """Run the demo pipeline under ``out`` and print what it found; return the lookup."""
+    """Run the demo pipeline under ``out`` and print what it found.
+
+    Returns the lookup.
+    """
     cfg = PipelineConfig()
     out = Path(out)
     t0 = time.perf_counter()
@@ -48,7 +52,8 @@ def run_demo(out: Path, *, echo: Callable[[str], None] = print) -> dict:
     graph = load_graph(out / "graph")
     m = graph.manifest
     echo(
-        f"graph: {m['num_items']:,} items, {m['num_contexts']:,} users, {m['num_edges']:,} edges"
+        f"graph: {m['num_items']:,} items, {m['num_contexts']:,} users, "
+        f"{m['num_edges']:,} edges"
     )
 
     rng = np.random.default_rng(cfg.sampler.seed)
@@ -71,11 +76,13 @@ def run_demo(out: Path, *, echo: Callable[[str], None] = print) -> dict:
         seed = entry["item"]
         echo(f"\nitem {seed}  ({describe(seed)})")
         echo(
-            f"  top {NEIGHBORS_SHOWN} of {len(entry['neighbors'])} neighbours by visits:"
+            f"  top {NEIGHBORS_SHOWN} of {len(entry['neighbors'])} neighbours "
+            "by visits:"
         )
         for n in entry["neighbors"][:NEIGHBORS_SHOWN]:
             echo(
-                f"    {n['item']!s:>7}  visits {n['visits']:>4}  alpha {n['weight']:.3f}  "
+                f"    {n['item']!s:>7}  visits {n['visits']:>4}  "
+                f"alpha {n['weight']:.3f}  "
                 f"{describe(n['item'])}"
             )
         same += sum(

@@ -1,4 +1,4 @@
-"""Shared test helpers: independent graph construction and exact walk expectations."""
+"""Shared test helpers: independent graph construction, exact walk expectations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from pinsage.graph.store import CSRGraph
 def csr_from_edges(
     num_items: int, num_contexts: int, items, contexts, weights=None
 ) -> CSRGraph:
-    """Build a CSRGraph from an edge list with plain numpy (independent of the builder)."""
+    """Build a CSRGraph from an edge list with plain numpy.
+
+    Independent of the graph builder.
+    """
     items, contexts = np.asarray(items), np.asarray(contexts)
     weights = (
         np.ones(len(items), np.float32)

@@ -138,7 +138,8 @@ def test_synth_deterministic_and_planted_structure(tmp_path, monkeypatch, capsys
     inside = sum(
         item_cluster[i] == user_cluster[u] for u, i in zip(users, items, strict=True)
     ) / len(users)
-    # Dense (27 pairs a user from 100 items a cluster): repeats drop some in-cluster draws.
+    # Dense (27 pairs a user from 100 items a cluster): repeats drop some in-cluster
+    # draws.
     assert 0.6 < inside < 0.88
     # Held-out share per user is floor(0.2 * n); no pair is both train and test.
     assert not set(zip(users, items, strict=True)) & set(

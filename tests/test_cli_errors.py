@@ -1,4 +1,4 @@
-"""Bad input: exit code 2, a message naming file and column, and no output left behind."""
+"""Bad input: exit code 2, a message naming file and column, no output left behind."""
 
 import sys
 
@@ -10,7 +10,10 @@ from pinsage.cli import main
 
 
 def run_cli(args, monkeypatch, capsys):
-    """Run `pinsage ARGS` in-process through main(); return (exit code, stdout, stderr)."""
+    """Run `pinsage ARGS` in-process through main().
+
+    Returns (exit code, stdout, stderr).
+    """
     monkeypatch.setattr(sys, "argv", ["pinsage", *args])
     try:
         main()

@@ -81,7 +81,8 @@ def _nearest(name: str, options: list[str]) -> str:
 def _require_column(schema: pa.Schema, path: Path, column: str, role: str) -> None:
     if column not in schema.names:
         raise DataError(
-            f"{path}: missing {role} column '{column}'{_nearest(column, schema.names)}; "
+            f"{path}: missing {role} column "
+            f"'{column}'{_nearest(column, schema.names)}; "
             f"columns present: {schema.names}. Rename the column or point "
             f"--{role}-column at it."
         )
@@ -161,7 +162,10 @@ def interaction_id_kinds(path: Path, cols: InteractionColumns) -> tuple[str, str
 def iter_interactions(
     path: Path, cols: InteractionColumns, *, batch_rows: int = BATCH_ROWS
 ) -> Iterator[InteractionBatch]:
-    """Stream validated interaction batches from a Parquet file, row group by row group."""
+    """Stream validated interaction batches from a Parquet file.
+
+    The file is read row group by row group.
+    """
     user_kind, item_kind = interaction_id_kinds(path, cols)
     pf = open_parquet(path, "interactions")
     has_weight = cols.weight in pf.schema_arrow.names
@@ -201,8 +205,8 @@ def read_items(path: Path, item_column: str, item_kind: str) -> pa.Table:
     kind = _id_kind(schema, path, item_column)
     if kind != item_kind:
         raise DataError(
-            f"{path}: column '{item_column}' holds {kind} ids but the interactions hold "
-            f"{item_kind} ids; both files must use the same item ids."
+            f"{path}: column '{item_column}' holds {kind} ids but the interactions "
+            f"hold {item_kind} ids; both files must use the same item ids."
         )
     try:
         table = pf.read()
@@ -220,7 +224,8 @@ def read_items(path: Path, item_column: str, item_kind: str) -> pa.Table:
     if len(dup):
         shown = [d["values"].as_py() for d in dup[:5]]
         raise DataError(
-            f"{path}: column '{item_column}' repeats {len(dup)} item ids (e.g. {shown}); "
+            f"{path}: column '{item_column}' repeats {len(dup)} item ids "
+            f"(e.g. {shown}); "
             "items.parquet must hold one row per item: deduplicate it."
         )
     table = table.drop_columns([item_column])

@@ -119,7 +119,10 @@ def _sorted_distinct(values: np.ndarray) -> np.ndarray:
 def _split_test(
     rng: np.random.Generator, users: np.ndarray, fraction: float
 ) -> np.ndarray:
-    """Boolean mask: a random ``fraction`` of each user's rows (floor), the rest train."""
+    """Boolean test mask.
+
+    A random ``fraction`` of each user's rows (floor) is test, the rest train.
+    """
     perm = rng.permutation(len(users))
     order = perm[np.argsort(users[perm], kind="stable")]  # by user, random within
     counts = np.bincount(users)

@@ -1,4 +1,7 @@
-"""Graph store: the bipartite item/context graph as memory-mappable CSR in both directions."""
+"""Graph store: the bipartite item/context graph as memory-mappable CSR.
+
+The CSR is stored in both directions (item -> contexts and context -> items).
+"""
 
 from pinsage.graph.build import build_graph
 from pinsage.graph.features import FeatureSpec

@@ -37,6 +37,11 @@ __all__ = ["build_graph"]
 
 log = logging.getLogger(__name__)
 
+_SPLIT_CHUNK = 1 << 22  # edges per chunk when splitting keys (32 MB of int64 temps)
+
+# InteractionColumns is a frozen dataclass, so one shared default instance is safe.
+_DEFAULT_COLUMNS = InteractionColumns()
+
 
 def _sorted_unique(chunks: list[pa.Array]) -> pa.Array:
     uniq = pc.unique(pa.concat_arrays(chunks))
@@ -55,8 +60,54 @@ def _distinct_ids(
     return _sorted_unique(users), (_sorted_unique(items) if with_items else None)
 
 
+def _merge_duplicates(
+    key: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sort edge keys and merge equal ones, summing weights (or counting them).
+
+    Peak extra memory is about 10 bytes an edge (unweighted, no duplicates: 1) beyond
+    ``key``: masks instead of concatenated copies, and no work when nothing repeats.
+    Shapes: key (E,) int64, weights (E,) float32 or None -> (key (U,), weights (U,)).
+    """
+    if weights is None:
+        key.sort()
+    else:
+        order = np.argsort(key, kind="stable")
+        key, weights = key[order], weights[order]
+        del order
+    first = np.empty(len(key), dtype=bool)  # True where a run of equal keys starts
+    first[0] = True
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    if first.all():
+        return key, (np.ones(len(key), np.float32) if weights is None else weights)
+    starts = np.flatnonzero(first)
+    if weights is None:
+        merged = np.diff(starts, append=len(key)).astype(np.float32)
+    else:
+        merged = np.add.reduceat(weights, starts).astype(np.float32)
+    return key[first], merged
+
+
+def _split_key(key: np.ndarray, num_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """``context * num_items + item`` -> (context, item) int32, in chunks.
+
+    Chunks keep the int64 temporaries of the division small.
+    """
+    ctx = np.empty(len(key), dtype=np.int32)
+    item = np.empty(len(key), dtype=np.int32)
+    for lo in range(0, len(key), _SPLIT_CHUNK):
+        q, r = np.divmod(key[lo : lo + _SPLIT_CHUNK], num_items)
+        ctx[lo : lo + _SPLIT_CHUNK] = q
+        item[lo : lo + _SPLIT_CHUNK] = r
+    return ctx, item
+
+
 def _csr(major: np.ndarray, minor: np.ndarray, weights: np.ndarray, num_major: int):
-    """Rows already grouped by ``major``; return (indptr int64, indices int32, w)."""
+    """CSR of edges already grouped by major node: (indptr int64, indices int32, w).
+
+    ``major`` (any order) only gives the per-node counts; ``minor`` and ``weights``
+    must be in grouped order.
+    """
     indptr = np.zeros(num_major + 1, dtype=np.int64)
     np.cumsum(np.bincount(major, minlength=num_major), out=indptr[1:])
     return indptr, minor.astype(np.int32, copy=False), weights
@@ -67,21 +118,24 @@ def build_graph(
     out: Path,
     *,
     items: Path | None = None,
-    columns: InteractionColumns = InteractionColumns(),
+    columns: InteractionColumns = _DEFAULT_COLUMNS,
     feature_kinds: dict[str, str] | None = None,
     overwrite: bool = False,
     batch_rows: int = BATCH_ROWS,
 ) -> dict:
     """Build ``out/`` (see DESIGN.md "Files") and return its manifest.
 
-    Streams ``batch_rows`` interactions at a time. Returns the existing manifest without work when ``out`` is complete and was built
-    from the same sources with the same options, unless ``overwrite``.
+    Streams ``batch_rows`` interactions at a time. Returns the existing manifest
+    without work when ``out`` is complete and was built from the same sources with
+    the same options, unless ``overwrite``.
     """
     interactions, out = Path(interactions), Path(out)
     sources = {"interactions": interactions} | ({"items": Path(items)} if items else {})
     t0 = time.perf_counter()
     user_kind, item_kind = interaction_id_kinds(interactions, columns)
-    checksums = {k: {"path": str(p), "sha256": file_sha256(p)} for k, p in sources.items()}
+    checksums = {
+        k: {"path": str(p), "sha256": file_sha256(p)} for k, p in sources.items()
+    }
     options = {"columns": vars(columns), "feature_kinds": feature_kinds or {}}
     done = is_complete(out, checksums, options)
     if done is not None and not overwrite:
@@ -128,6 +182,9 @@ def build_graph(
             filled += n
             pbar.update(len(kept))
     key = key[:filled]
+    # The passes leave freed pages cached in Arrow's allocator: give them back before
+    # the sort, where the build's memory peaks.
+    pa.default_memory_pool().release_unused()
     dropped = num_rows - filled
     if dropped:
         log.warning(
@@ -138,27 +195,14 @@ def build_graph(
         )
     if filled == 0:
         raise DataError(
-            f"{interactions}: none of its items is in the catalogue {items}; check that "
-            "both files use the same item ids."
+            f"{interactions}: none of its items is in the catalogue {items}; "
+            "check that both files use the same item ids."
         )
 
     t_sort = time.perf_counter()
-    if weights is None:
-        key.sort()
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        merged_w = np.diff(np.r_[starts, len(key)]).astype(np.float32)
-    else:
-        order = np.argsort(key, kind="stable")
-        key = key[order]
-        weights = weights[:filled][order]
-        del order
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        merged_w = np.add.reduceat(weights, starts).astype(np.float32)
-        del weights
-    key = key[starts]
-    del starts
-    ctx = (key // num_items).astype(np.int32)
-    item = (key % num_items).astype(np.int32)
+    key, merged_w = _merge_duplicates(key, None if weights is None else weights[:filled])
+    del weights
+    ctx, item = _split_key(key, num_items)
     del key
     # Contexts whose every interaction was dropped would be isolated: drop them too.
     present = np.bincount(ctx, minlength=len(user_ids)) > 0
@@ -167,10 +211,9 @@ def build_graph(
         user_ids = user_ids.filter(pa.array(present))
     num_contexts = len(user_ids)
     context_csr = _csr(ctx, item, merged_w, num_contexts)
-    by_item = np.argsort(
-        item, kind="stable"
-    )  # stable: contexts stay ascending per item
-    item_csr = _csr(item[by_item], ctx[by_item], merged_w[by_item], num_items)
+    by_item = np.argsort(item, kind="stable")  # stable: contexts ascending per item
+    # Offsets need only per-item counts, so item[by_item] is never materialised.
+    item_csr = _csr(item, ctx[by_item], merged_w[by_item], num_items)
     del by_item, ctx, item
     sort_seconds = time.perf_counter() - t_sort
     num_edges = len(merged_w)

@@ -34,7 +34,8 @@ __all__ = [
 ]
 
 FEATURE_KINDS = ("dense", "vector", "categorical", "text")
-# A string column whose values average more than this many words is text, not a category.
+# A string column whose values average more than this many words is text, not a
+# category.
 TEXT_MIN_MEAN_WORDS = 2.0
 # ... or whose distinct values exceed this share of rows (titles, descriptions).
 TEXT_MIN_DISTINCT_SHARE = 0.5
@@ -50,6 +51,7 @@ class FeatureSpec:
     missing: int = 0
 
     def to_json(self) -> dict:
+        """Return the spec as a JSON-serialisable dict of its fields."""
         return asdict(self)
 
 
@@ -114,7 +116,8 @@ def _write_vector(
     dims = np.unique(lengths[present])
     if len(dims) != 1 or dims[0] == 0:
         raise DataError(
-            f"{source}: vector feature '{name}' has lists of lengths {dims[:5].tolist()}; "
+            f"{source}: vector feature '{name}' has lists of lengths "
+            f"{dims[:5].tolist()}; "
             "every row must hold the same number (>0) of values."
         )
     dim = int(dims[0])

@@ -51,18 +51,22 @@ class CSRGraph:
 
     @property
     def num_items(self) -> int:
+        """Number of items (rows of the item -> contexts CSR)."""
         return self.item_indptr.numel() - 1
 
     @property
     def num_contexts(self) -> int:
+        """Number of contexts (rows of the context -> items CSR)."""
         return self.context_indptr.numel() - 1
 
     @property
     def num_edges(self) -> int:
+        """Number of item-context edges."""
         return self.item_indices.numel()
 
     @property
     def device(self) -> torch.device:
+        """Device the CSR tensors are on."""
         return self.item_indptr.device
 
     @classmethod
@@ -81,14 +85,20 @@ class CSRGraph:
             indptr = arrays[f"{side}_indptr"]
             arrays[f"{side}_degree"] = (indptr[1:] - indptr[:-1]).int()
             if weighted:
-                arrays[f"{side}_cumw"] = torch.cumsum(arrays[f"{side}_weights"].double(), 0)
-        degrees = [d for d in (arrays["item_degree"], arrays["context_degree"]) if d.numel()]
+                arrays[f"{side}_cumw"] = torch.cumsum(
+                    arrays[f"{side}_weights"].double(), 0
+                )
+        degrees = [
+            d for d in (arrays["item_degree"], arrays["context_degree"]) if d.numel()
+        ]
         return cls(**arrays, max_degree=max((int(d.max()) for d in degrees), default=0))
 
     def to(self, device: torch.device | str) -> CSRGraph:
         """Copy every tensor to ``device`` (e.g. a CUDA GPU for GPU sampling)."""
         moved = {
-            f.name: (t.to(device) if isinstance(t := getattr(self, f.name), Tensor) else t)
+            f.name: (
+                t.to(device) if isinstance(t := getattr(self, f.name), Tensor) else t
+            )
             for f in fields(self)
         }
         return CSRGraph(**moved)
@@ -98,7 +108,6 @@ class CSRGraph:
         return self.item_degree.long()
 
 
-
 def _load_npy(path: Path, mmap: bool) -> Tensor:
     # mmap_mode "c" (copy-on-write) maps the file without reading it and, unlike "r",
     # gives a writable array, which torch.from_numpy needs to share memory silently.
@@ -106,7 +115,10 @@ def _load_npy(path: Path, mmap: bool) -> Tensor:
 
 
 def is_complete(out: Path, sources: dict, options: dict) -> dict | None:
-    """Return the manifest if ``out`` is a complete graph of these sources, else None."""
+    """Return the manifest if ``out`` is a complete graph of these sources.
+
+    Returns None when it is incomplete or was built from other sources or options.
+    """
     manifest_path = Path(out) / "manifest.json"
     if not (Path(out) / "_SUCCESS").exists() or not manifest_path.exists():
         return None
@@ -126,8 +138,8 @@ class Graph:
         self.path = Path(path)
         if not (self.path / "_SUCCESS").exists():
             raise DataError(
-                f"{self.path} is not a complete graph directory (no _SUCCESS); build it "
-                "with `pinsage graph build`."
+                f"{self.path} is not a complete graph directory (no _SUCCESS); "
+                "build it with `pinsage graph build`."
             )
         self.manifest = json.loads((self.path / "manifest.json").read_text())
         version = self.manifest.get("format_version")
@@ -148,10 +160,12 @@ class Graph:
 
     @property
     def num_items(self) -> int:
+        """Number of items, as recorded in the manifest."""
         return self.manifest["num_items"]
 
     @property
     def num_contexts(self) -> int:
+        """Number of contexts (users), as recorded in the manifest."""
         return self.manifest["num_contexts"]
 
     def item_index(self, ids: list | pa.Array) -> np.ndarray:
@@ -201,8 +215,8 @@ def _lookup(universe: pa.Array, ids, what: str, kind: str, path: Path) -> np.nda
     if index.null_count:
         missing = query.filter(pc.is_null(index)).to_pylist()
         raise DataError(
-            f"unknown {what} id(s) {missing[:5]} (not in the graph {path}); use ids from "
-            "the interactions the graph was built from."
+            f"unknown {what} id(s) {missing[:5]} (not in the graph {path}); "
+            "use ids from the interactions the graph was built from."
         )
     return index.to_numpy(zero_copy_only=False).astype(np.int64)
 

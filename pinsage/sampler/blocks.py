@@ -45,10 +45,12 @@ class Block:
 
     @property
     def num_src(self) -> int:
+        """Number of source nodes, N_src."""
         return self.src_nodes.numel()
 
     @property
     def num_dst(self) -> int:
+        """Number of destination nodes, N_dst."""
         return self.dst_nodes.numel()
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Block:
@@ -79,15 +81,18 @@ class ComputationGraph:
 
     @property
     def input_nodes(self) -> Tensor:
+        """The input items, ``blocks[0].src_nodes``."""
         return self.blocks[0].src_nodes
 
     @property
     def seeds(self) -> Tensor:
+        """The seeds, ``blocks[-1].dst_nodes``."""
         return self.blocks[-1].dst_nodes
 
     def to(
         self, device: torch.device | str, non_blocking: bool = False
     ) -> ComputationGraph:
+        """Copy every block to ``device`` (``non_blocking`` from pinned memory)."""
         return ComputationGraph([b.to(device, non_blocking) for b in self.blocks])
 
 
@@ -100,7 +105,9 @@ def _relabel(prefix: Tensor, others: Tensor) -> tuple[Tensor, Tensor]:
     both = torch.cat([prefix, others])
     uniq, inverse = torch.unique(both, return_inverse=True)
     position = torch.arange(both.numel(), device=both.device)
-    first = torch.full((uniq.numel(),), both.numel(), dtype=torch.long, device=both.device)
+    first = torch.full(
+        (uniq.numel(),), both.numel(), dtype=torch.long, device=both.device
+    )
     first.scatter_reduce_(0, inverse, position, reduce="amin")
     order = torch.argsort(first)  # unique ids in order of first appearance
     rank = torch.empty_like(order)

@@ -76,7 +76,9 @@ def _hop(
         if not clamp:
             return indices.index_select(0, offset)
     else:
-        base = torch.where(start > 0, cumw.index_select(0, (start - 1).clamp_min(0)), 0.0)
+        base = torch.where(
+            start > 0, cumw.index_select(0, (start - 1).clamp_min(0)), 0.0
+        )
         end = start + degree
         target = base + u.double() * (cumw.index_select(0, end - 1) - base)
         offset = torch.searchsorted(cumw, target, right=True)
@@ -85,9 +87,15 @@ def _hop(
 
 
 def _survivors(
-    num_walkers: int, cfg: SamplerConfig, generator: torch.Generator, device: torch.device
+    num_walkers: int,
+    cfg: SamplerConfig,
+    generator: torch.Generator,
+    device: torch.device,
 ) -> list[int]:
-    """Walkers still walking at each step: a binomial chain, survival prob 1 - restart."""
+    """Walkers still walking at each step.
+
+    A binomial chain with survival probability 1 - restart.
+    """
     alive = [num_walkers]
     keep = torch.tensor(1.0 - cfg.restart, device=device)
     for _ in range(cfg.walk_length - 1):
@@ -125,9 +133,17 @@ def walk_visits(
         rows = rows[torch.randperm(num_walkers, device=device, generator=generator)]
     alive = _survivors(num_walkers, cfg, generator, device)
     clamp = graph.max_degree >= _EXACT_FLOAT_DEGREE
-    item_side = (graph.item_indptr, graph.item_degree, graph.item_indices, graph.item_cumw)
+    item_side = (
+        graph.item_indptr,
+        graph.item_degree,
+        graph.item_indices,
+        graph.item_cumw,
+    )
     context_side = (
-        graph.context_indptr, graph.context_degree, graph.context_indices, graph.context_cumw,
+        graph.context_indptr,
+        graph.context_degree,
+        graph.context_indices,
+        graph.context_cumw,
     )
     cur = starts.index_select(0, rows)
     visits = []
@@ -138,7 +154,9 @@ def walk_visits(
         if from_context and step == 0:
             cur = _hop(*context_side, cur, u[0], clamp)
         else:
-            cur = _hop(*context_side, _hop(*item_side, cur[:n], u[0], clamp), u[1], clamp)
+            cur = _hop(
+                *context_side, _hop(*item_side, cur[:n], u[0], clamp), u[1], clamp
+            )
         visits.append(cur)
     if not visits:
         empty = torch.empty(0, dtype=torch.long, device=device)
@@ -164,7 +182,10 @@ def _stable_argsort(x: Tensor) -> Tensor:
 
 
 def _sortable_key(rows: Tensor, items: Tensor, span: int, num_rows: int) -> Tensor:
-    """``rows * span + items`` in int32 when it fits (sorts ~1.7x faster), else int64."""
+    """Return ``rows * span + items``.
+
+    In int32 when it fits (sorts ~1.7x faster), else int64.
+    """
     dtype = torch.int32 if num_rows * span < 2**31 else torch.long
     return rows.to(dtype) * span + items.to(dtype)
 
@@ -183,7 +204,12 @@ def _count_threshold(rows: Tensor, counts: Tensor, num_rows: int, top_k: int) ->
 
 
 def top_visited(
-    rows: Tensor, items: Tensor, num_rows: int, top_k: int, *, exclude: Tensor | None = None
+    rows: Tensor,
+    items: Tensor,
+    num_rows: int,
+    top_k: int,
+    *,
+    exclude: Tensor | None = None,
 ) -> Neighbors:
     """Count visits per (row, item) and keep each row's ``top_k`` most visited items.
 
@@ -201,11 +227,15 @@ def top_visited(
         # One spare slot: the seed may be among the most visited and is dropped below.
         slots = top_k + (exclude is not None)
         threshold = _count_threshold(keys // span, counts, num_rows, slots)
-        keep = torch.nonzero(counts >= threshold.index_select(0, keys // span)).squeeze(1)
+        keep = torch.nonzero(counts >= threshold.index_select(0, keys // span)).squeeze(
+            1
+        )
         keys, counts = keys.index_select(0, keep).long(), counts.index_select(0, keep)
         pair_rows, pair_items = keys // span, keys % span
         if exclude is not None:
-            counts = torch.where(pair_items == exclude.index_select(0, pair_rows), 0, counts)
+            counts = torch.where(
+                pair_items == exclude.index_select(0, pair_rows), 0, counts
+            )
         # Order by (row, visits desc); the stable sort keeps ties in ascending item id,
         # and excluded pairs (0 visits) go last in their row.
         ceiling = int(counts.max()) + 1
@@ -213,7 +243,9 @@ def top_visited(
         pair_rows = pair_rows.index_select(0, order)
         per_row = torch.bincount(pair_rows, minlength=num_rows)
         first = torch.cumsum(per_row, 0) - per_row  # start of each row's run
-        rank = torch.arange(pair_rows.numel(), device=device) - first.index_select(0, pair_rows)
+        rank = torch.arange(pair_rows.numel(), device=device) - first.index_select(
+            0, pair_rows
+        )
         counts = counts.index_select(0, order)
         kept = torch.nonzero((rank < top_k) & (counts > 0)).squeeze(1)
         slot = (pair_rows.index_select(0, kept), rank.index_select(0, kept))
@@ -236,7 +268,9 @@ def item_neighbors(
     if walkers.numel() == seeds.numel():  # the usual case: every seed can walk
         rows, items = walk_visits(graph, seeds, cfg, generator=generator)
     else:
-        rows, items = walk_visits(graph, seeds.index_select(0, walkers), cfg, generator=generator)
+        rows, items = walk_visits(
+            graph, seeds.index_select(0, walkers), cfg, generator=generator
+        )
         rows = walkers.index_select(0, rows)
     return top_visited(rows, items, seeds.numel(), cfg.top_k, exclude=seeds)
 

@@ -308,21 +308,43 @@ def test_parquet_import_renames_validates_and_builds(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     pq.write_table(
-        pa.table({"uid": ["a", "b", "a"], "pin": [3, 4, 4], "w": [1.0, 2.0, 0.5], "ts": [1, 2, 3]}),
+        pa.table(
+            {
+                "uid": ["a", "b", "a"],
+                "pin": [3, 4, 4],
+                "w": [1.0, 2.0, 0.5],
+                "ts": [1, 2, 3],
+            }
+        ),
         src / "interactions.parquet",
     )
-    pq.write_table(pa.table({"uid": ["b"], "pin": [3], "w": [1.0], "ts": [9]}), src / "test.parquet")
-    pq.write_table(pa.table({"pin": [3, 4, 5], "color": ["red", "red", "blue"]}), src / "items.parquet")
+    pq.write_table(
+        pa.table({"uid": ["b"], "pin": [3], "w": [1.0], "ts": [9]}),
+        src / "test.parquet",
+    )
+    pq.write_table(
+        pa.table({"pin": [3, 4, 5], "color": ["red", "red", "blue"]}),
+        src / "items.parquet",
+    )
     cols = dict(user="uid", item="pin", weight="w", timestamp="ts")
     from pinsage.data.contract import InteractionColumns
 
-    out = import_folder("parquet", src, tmp_path / "out", columns=InteractionColumns(**cols))
+    out = import_folder(
+        "parquet", src, tmp_path / "out", columns=InteractionColumns(**cols)
+    )
     inter = pq.read_table(out / "interactions.parquet")
     assert inter.column_names == ["user", "item", "weight", "timestamp"]
-    assert inter.to_pydict() == {"user": ["a", "b", "a"], "item": [3, 4, 4], "weight": [1.0, 2.0, 0.5], "timestamp": [1, 2, 3]}
+    assert inter.to_pydict() == {
+        "user": ["a", "b", "a"],
+        "item": [3, 4, 4],
+        "weight": [1.0, 2.0, 0.5],
+        "timestamp": [1, 2, 3],
+    }
     assert pq.read_table(out / "test.parquet").to_pydict()["timestamp"] == [9]
     assert pq.read_table(out / "items.parquet").column_names == ["item", "color"]
-    m = build_graph(out / "interactions.parquet", tmp_path / "g", items=out / "items.parquet")
+    m = build_graph(
+        out / "interactions.parquet", tmp_path / "g", items=out / "items.parquet"
+    )
     assert m["num_items"] == 3 and m["isolated_items"] == 1 and m["weighted"]
 
 
@@ -331,7 +353,9 @@ def test_parquet_import_bad_input_leaves_nothing(tmp_path):
 
     src = tmp_path / "src"
     src.mkdir()
-    pq.write_table(pa.table({"user": [1, None], "item": [1, 2]}), src / "interactions.parquet")
+    pq.write_table(
+        pa.table({"user": [1, None], "item": [1, 2]}), src / "interactions.parquet"
+    )
     with pytest.raises(DataError, match="null ids"):
         import_folder("parquet", src, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -7,7 +7,13 @@ from pinsage.data.importers.lightgcn import import_lightgcn
 from pinsage.data.importers.movielens import import_movielens
 from pinsage.data.importers.parquet import import_parquet
 
-__all__ = ["FORMATS", "import_folder", "import_lightgcn", "import_movielens", "import_parquet"]
+__all__ = [
+    "FORMATS",
+    "import_folder",
+    "import_lightgcn",
+    "import_movielens",
+    "import_parquet",
+]
 
 FORMATS = ("lightgcn", "movielens", "parquet")
 
@@ -29,7 +35,11 @@ def import_folder(
     if fmt == "lightgcn":
         return import_lightgcn(src, out, overwrite=overwrite)
     if fmt == "movielens":
-        return import_movielens(src, out, test_fraction=test_fraction, overwrite=overwrite)
+        return import_movielens(
+            src, out, test_fraction=test_fraction, overwrite=overwrite
+        )
     if fmt == "parquet":
-        return import_parquet(src, out, columns=columns or InteractionColumns(), overwrite=overwrite)
+        return import_parquet(
+            src, out, columns=columns or InteractionColumns(), overwrite=overwrite
+        )
     raise ValueError(f"unknown import format {fmt!r}; expected one of {FORMATS}")

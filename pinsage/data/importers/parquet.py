@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 _CONTRACT = InteractionColumns()
 
 
-def _copy_interactions(src: Path, dst: Path, cols: InteractionColumns) -> tuple[int, str]:
+def _copy_interactions(
+    src: Path, dst: Path, cols: InteractionColumns
+) -> tuple[int, str]:
     """Validate ``src`` fully, then stream it to ``dst`` with contract column names."""
     rows = 0
     item_kind = "int"
@@ -64,7 +66,9 @@ def import_parquet(
 ) -> Path:
     """Validate and copy ``src/{interactions,test,items}.parquet`` into ``out``."""
     src, out = Path(src), Path(out)
-    names = [n for n in ("interactions", "test", "items") if (src / f"{n}.parquet").exists()]
+    names = [
+        n for n in ("interactions", "test", "items") if (src / f"{n}.parquet").exists()
+    ]
     if "interactions" not in names:
         open_parquet(src / "interactions.parquet", "interactions")  # raises DataError
     params = {
@@ -82,7 +86,9 @@ def import_parquet(
         )
         tables["interactions"] = {"rows": rows}
         if "test" in names:
-            rows, _ = _copy_interactions(src / "test.parquet", tmp / "test.parquet", columns)
+            rows, _ = _copy_interactions(
+                src / "test.parquet", tmp / "test.parquet", columns
+            )
             tables["test"] = {"rows": rows}
         if "items" in names:
             items = read_items(src / "items.parquet", columns.item, item_kind)
