@@ -315,6 +315,12 @@ def sample(
     show_default=True,
     help="Kind of batch producers.",
 )
+@click.option(
+    "--until-step",
+    type=click.IntRange(1),
+    default=None,
+    help="Stop after this step with a checkpoint; continue later with --resume.",
+)
 def train_cmd(
     config_path: Path,
     graph_dir: Path,
@@ -323,6 +329,7 @@ def train_cmd(
     test_file: Path | None,
     device: str,
     workers: str,
+    until_step: int | None,
 ) -> None:
     """Train PinSage on a graph.
 
@@ -344,6 +351,7 @@ def train_cmd(
         device=device,
         worker_kind=workers,
         evaluate=evaluate,
+        until_step=until_step,
     )
 
 
@@ -382,9 +390,17 @@ def eval_cmd(
     default=Path("pinsage-demo"),
     show_default=True,
 )
-def demo(out: Path) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run the demo with another config (default: the embedded demo config).",
+)
+def demo(out: Path, config_path: Path | None) -> None:
     """Run the whole pipeline on generated data and print sample lookups."""
-    run_demo(out, echo=click.echo)
+    cfg = load_config(config_path) if config_path else None
+    run_demo(out, cfg=cfg, echo=click.echo)
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
-"""`pinsage demo`: the pipeline on the embedded default, end to end.
+"""`pinsage demo`: the whole pipeline on the embedded default, for a person to read.
 
-The output is for a person to read. Stages so far: synthetic data -> graph build ->
-importance neighbourhoods of a few sample items, printed with their planted cluster
-and features so that one can judge whether the neighbourhoods make sense. Every stage
-skips work already done.
+Stages: synthetic data -> graph build -> importance neighbourhoods of a few sample
+items -> training -> every item embedded once (local engine) -> the sample items'
+nearest items by embedding. Items are printed with their planted cluster and
+features so that one can judge the neighbourhoods and the embeddings. Every stage
+skips work already done, so a second run only prints.
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import torch
 
 from pinsage.config import PipelineConfig
 from pinsage.data.synth import synthesize
-from pinsage.graph import build_graph, load_graph
+from pinsage.graph import Graph, build_graph, load_graph
+from pinsage.infer.local import embed_all
+from pinsage.infer.table import neighborhood_table
+from pinsage.nn.features import FeatureStore
 from pinsage.sampler.describe import describe_neighborhoods
+from pinsage.train import latest_checkpoint, load_checkpoint, train
+from pinsage.train.model import build_model
 
 __all__ = ["run_demo"]
 
@@ -35,12 +42,39 @@ def _sample_items(graph_degrees: np.ndarray, rng: np.random.Generator) -> np.nda
     return rng.choice(candidates, size=NUM_SAMPLE_ITEMS, replace=False)
 
 
-def run_demo(out: Path, *, echo: Callable[[str], None] = print) -> dict:
+def _train_once(cfg: PipelineConfig, graph_dir: Path, run_dir: Path) -> None:
+    total = cfg.train.epochs * cfg.train.steps_per_epoch
+    if latest_checkpoint(run_dir) is not None:
+        if load_checkpoint(run_dir)["step"] >= total:
+            log.info("run %s is complete; not training again", run_dir)
+            return
+        train(cfg, graph_dir, run_dir, resume=True)  # an interrupted demo continues
+        return
+    train(cfg, graph_dir, run_dir)
+
+
+def _nearest(
+    cfg: PipelineConfig, graph: Graph, run_dir: Path, items: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The NEIGHBORS_SHOWN nearest items (by embedding) of each of ``items``."""
+    store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
+    model = build_model(cfg, graph, store)
+    model.load_state_dict(load_checkpoint(run_dir)["model"])
+    z, _ = embed_all(model, store, neighborhood_table(graph.csr, cfg.sampler))
+    scores = z[torch.from_numpy(items)] @ z.T  # (S, I)
+    scores[torch.arange(len(items)), torch.from_numpy(items)] = -float("inf")
+    top = scores.topk(NEIGHBORS_SHOWN, dim=1)
+    return top.indices.numpy(), top.values.numpy()
+
+
+def run_demo(
+    out: Path, *, cfg: PipelineConfig | None = None, echo: Callable[[str], None] = print
+) -> dict:
     """Run the demo pipeline under ``out`` and print what it found.
 
-    Returns the lookup.
+    Returns the sampled neighbourhoods and nearest items of the sample items.
     """
-    cfg = PipelineConfig()
+    cfg = cfg or PipelineConfig()
     out = Path(out)
     t0 = time.perf_counter()
     data_dir = synthesize(cfg.synth, out / "data")
@@ -55,12 +89,6 @@ def run_demo(out: Path, *, echo: Callable[[str], None] = print) -> dict:
         f"graph: {m['num_items']:,} items, {m['num_contexts']:,} users, "
         f"{m['num_edges']:,} edges"
     )
-
-    rng = np.random.default_rng(cfg.sampler.seed)
-    degrees = graph.csr.item_degrees().numpy()
-    items = graph.item_ids.take(_sample_items(degrees, rng)).to_pylist()
-    doc = describe_neighborhoods(graph, items, [], cfg.sampler)
-
     meta = pq.read_table(
         data_dir / "items.parquet", columns=["item", "category", "title"]
     )
@@ -71,25 +99,36 @@ def run_demo(out: Path, *, echo: Callable[[str], None] = print) -> dict:
         row = info[item]
         return f"cluster {row['cluster']:>2}  {row['category']:<6} '{row['title']}'"
 
+    rng = np.random.default_rng(cfg.sampler.seed)
+    sample = _sample_items(graph.csr.item_degrees().numpy(), rng)
+    items = graph.item_ids.take(sample).to_pylist()
+    doc = describe_neighborhoods(graph, items, [], cfg.sampler)
     same = total = 0
     for entry in doc["seeds"]:
         seed = entry["item"]
         echo(f"\nitem {seed}  ({describe(seed)})")
-        echo(
-            f"  top {NEIGHBORS_SHOWN} of {len(entry['neighbors'])} neighbours "
-            "by visits:"
-        )
+        shown = f"top {NEIGHBORS_SHOWN} of {len(entry['neighbors'])}"
+        echo(f"  {shown} neighbours by visits:")
         for n in entry["neighbors"][:NEIGHBORS_SHOWN]:
-            echo(
-                f"    {n['item']!s:>7}  visits {n['visits']:>4}  "
-                f"alpha {n['weight']:.3f}  "
-                f"{describe(n['item'])}"
-            )
+            counts = f"visits {n['visits']:>4}  alpha {n['weight']:.3f}"
+            echo(f"    {n['item']!s:>7}  {counts}  {describe(n['item'])}")
         same += sum(
             info[n["item"]]["cluster"] == info[seed]["cluster"]
             for n in entry["neighbors"]
         )
         total += len(entry["neighbors"])
     echo(f"\n{same}/{total} sampled neighbours share their seed's planted cluster")
+
+    _train_once(cfg, out / "graph", out / "run")
+    nearest, scores = _nearest(cfg, graph, out / "run", sample)
+    same = 0
+    echo("\nnearest items by the trained embeddings:")
+    for seed, row, row_scores in zip(items, nearest, scores, strict=True):
+        echo(f"\nitem {seed}  ({describe(seed)})")
+        for index, score in zip(row.tolist(), row_scores.tolist(), strict=True):
+            item = graph.item_ids[index].as_py()
+            same += info[item]["cluster"] == info[seed]["cluster"]
+            echo(f"    {item!s:>7}  score {score:.3f}  {describe(item)}")
+    echo(f"\n{same}/{nearest.size} nearest items share their seed's planted cluster")
     log.info("demo finished in %.1fs (outputs in %s)", time.perf_counter() - t0, out)
-    return doc
+    return {"neighborhoods": doc, "nearest": nearest.tolist()}

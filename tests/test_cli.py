@@ -181,22 +181,36 @@ def test_synth_rejects_impossible_density():
 
 
 def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch, capsys):
-    code, out, _ = run_cli(
-        ["-q", "demo", "--out", str(tmp_path / "demo")], monkeypatch, capsys
+    # The embedded demo config trains for ~a minute; the test runs the same path small.
+    config = tmp_path / "demo.yaml"
+    config.write_text(
+        "sampler: {num_walks: 50}\n"
+        "model: {dim: 32, hidden_dim: 32, out_dim: 32, text_buckets: 4096}\n"
+        "train: {epochs: 2, steps_per_epoch: 15, batch_size: 128, num_workers: 0}\n"
     )
+    args = ["-q", "demo", "--out", str(tmp_path / "demo"), "--config", str(config)]
+    code, out, _ = run_cli(args, monkeypatch, capsys)
     assert (
         code == 0
         and "neighbours by visits" in out
-        and "share their seed's planted cluster" in out
+        and "nearest items by the trained" in out
     )
-    same, total = map(int, out.strip().splitlines()[-1].split()[0].split("/"))
+    lines = out.strip().splitlines()
+    same, total = map(
+        int,
+        [ln for ln in lines if "sampled neighbours share" in ln][0]
+        .split()[0]
+        .split("/"),
+    )
     assert same / total > 0.5  # planted clusters show in the neighbourhoods
+    same, total = map(int, lines[-1].split()[0].split("/"))
+    assert total == 15 and same / total > 0.5  # ... and in the trained embeddings
     mtime = (tmp_path / "demo/graph/manifest.json").stat().st_mtime_ns
-    code, out2, _ = run_cli(
-        ["-q", "demo", "--out", str(tmp_path / "demo")], monkeypatch, capsys
-    )
+    ckpt = sorted((tmp_path / "demo/run/checkpoints").glob("*.pt"))
+    code, out2, _ = run_cli(args, monkeypatch, capsys)
     assert code == 0 and out2 == out
     assert (tmp_path / "demo/graph/manifest.json").stat().st_mtime_ns == mtime
+    assert sorted((tmp_path / "demo/run/checkpoints").glob("*.pt")) == ckpt
 
 
 def test_demo_yaml_spells_out_the_embedded_default():

@@ -44,3 +44,11 @@ def test_bad_yaml_and_missing(tmp_path):
     (tmp_path / "list.yaml").write_text("sampler: [1, 2]\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(tmp_path / "list.yaml")
+
+
+@pytest.mark.parametrize("name", ["demo", "gowalla", "movielens", "synthetic-large"])
+def test_shipped_configs_load(name):
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).parents[1] / f"configs/{name}.yaml")
+    assert cfg.sampler.num_layers >= 1

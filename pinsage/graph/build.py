@@ -200,7 +200,9 @@ def build_graph(
         )
 
     t_sort = time.perf_counter()
-    key, merged_w = _merge_duplicates(key, None if weights is None else weights[:filled])
+    key, merged_w = _merge_duplicates(
+        key, None if weights is None else weights[:filled]
+    )
     del weights
     ctx, item = _split_key(key, num_items)
     del key

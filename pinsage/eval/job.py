@@ -1,0 +1,126 @@
+"""The evaluation job: a trained run + held-out interactions -> metrics.
+
+User-to-item recall@K / NDCG@K (LightGCN protocol) with context vectors, and
+item-to-item hit-rate@K / scaled MRR on held-out pairs, all from every node's
+embedding computed once by the local engine over a fixed neighbourhood table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import torch
+from torch import Tensor
+
+from pinsage.atomic import write_json
+from pinsage.config import PipelineConfig, load_section
+from pinsage.data.contract import InteractionColumns, iter_interactions
+from pinsage.eval.metrics import (
+    heldout_item_pairs,
+    item_to_item_metrics,
+    ranking_metrics,
+)
+from pinsage.graph.store import Graph, load_graph
+from pinsage.infer.local import embed_all
+from pinsage.infer.table import neighborhood_table
+from pinsage.nn.features import FeatureStore
+from pinsage.seeding import generator_for
+from pinsage.train.checkpoint import load_checkpoint
+from pinsage.train.model import build_model
+
+__all__ = ["evaluate_run", "evaluator", "read_test_csr"]
+
+log = logging.getLogger(__name__)
+
+ITEM_TO_ITEM_K = 10  # hit-rate@10 for the item-to-item task (DESIGN.md's eval keys)
+
+
+def read_test_csr(path: Path, graph: Graph) -> tuple[Tensor, Tensor, dict]:
+    """Held-out interactions as a context -> items CSR over the graph's indices.
+
+    Rows naming users or items the graph does not hold are dropped and counted.
+    Shapes: -> (indptr (C+1,) int64, indices (E,) int64, counts).
+    """
+    contexts, items, read = [], [], 0
+    for batch in iter_interactions(Path(path), InteractionColumns()):
+        c = pc.index_in(
+            batch.user.cast(graph.context_ids.type), value_set=graph.context_ids
+        )
+        i = pc.index_in(batch.item.cast(graph.item_ids.type), value_set=graph.item_ids)
+        known = pc.and_(pc.is_valid(c), pc.is_valid(i))
+        contexts.append(c.filter(known).to_numpy().astype(np.int64))
+        items.append(i.filter(known).to_numpy().astype(np.int64))
+        read += len(batch.user)
+    ctx, itm = np.concatenate(contexts), np.concatenate(items)
+    order = np.lexsort((itm, ctx))
+    indptr = np.zeros(graph.num_contexts + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ctx, minlength=graph.num_contexts), out=indptr[1:])
+    counts = {"test_rows": read, "test_rows_unknown": read - len(ctx)}
+    return torch.from_numpy(indptr), torch.from_numpy(itm[order]), counts
+
+
+def evaluator(
+    graph: Graph, test_file: Path, cfg: PipelineConfig, ks: Sequence[int] = (20,)
+) -> Callable[..., dict]:
+    """Prepare everything model-independent once; return ``evaluate(model, store)``."""
+    t0 = time.perf_counter()
+    csr = graph.csr
+    test_indptr, test_indices, counts = read_test_csr(test_file, graph)
+    item_table = neighborhood_table(csr, cfg.sampler)
+    context_table = neighborhood_table(csr, cfg.sampler, contexts=True)
+    train_indptr, train_indices = csr.context_indptr, csr.context_indices.long()
+    queries, targets = heldout_item_pairs(
+        train_indptr,
+        train_indices,
+        test_indptr,
+        test_indices,
+        generator=generator_for(cfg.sampler.seed, 0),
+    )
+    log.info("evaluation prepared in %.1fs (%s)", time.perf_counter() - t0, counts)
+
+    def evaluate(model, store: FeatureStore) -> dict:
+        t = time.perf_counter()
+        z_items, z_contexts = embed_all(model, store, item_table, context_table)
+        metrics = ranking_metrics(
+            z_contexts,
+            z_items,
+            train_indptr,
+            train_indices,
+            test_indptr,
+            test_indices,
+            ks,
+        )
+        metrics |= item_to_item_metrics(
+            z_items[queries],
+            targets,
+            z_items,
+            [ITEM_TO_ITEM_K, *ks],
+            query_items=queries,
+        )
+        metrics["eval_seconds"] = round(time.perf_counter() - t, 2)
+        return metrics
+
+    return evaluate
+
+
+def evaluate_run(
+    run_dir: Path, graph_dir: Path, test_file: Path, ks: Sequence[int] = (20,)
+) -> dict:
+    """Evaluate a run's latest checkpoint; write ``run_dir/eval.json`` and return it."""
+    checkpoint = load_checkpoint(run_dir)
+    cfg = load_section(
+        PipelineConfig, checkpoint["config"], f"{run_dir} checkpoint config"
+    )
+    graph = load_graph(graph_dir)
+    store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
+    model = build_model(cfg, graph, store)
+    model.load_state_dict(checkpoint["model"])
+    metrics = evaluator(graph, test_file, cfg, ks)(model, store)
+    metrics = {"step": checkpoint["step"], **metrics}
+    write_json(Path(run_dir) / "eval.json", metrics)
+    return metrics

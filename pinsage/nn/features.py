@@ -1,0 +1,336 @@
+"""Item input features: loaded once, gathered per batch, projected to ``h^0``.
+
+`FeatureStore` holds every stored feature column of a graph as tensors (text
+tokenised once); `FeatureStore.gather` picks the rows of a batch into a
+`FeatureBatch`; `FeatureProjector` embeds a `FeatureBatch` into (N, dim).
+
+Text is tokenised and hashed by `pinsage.nn.text`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pinsage.errors import ConfigError
+from pinsage.graph.features import FeatureSpec
+from pinsage.graph.store import Graph
+from pinsage.nn.text import tokenize
+
+__all__ = [
+    "Bags",
+    "FeatureBatch",
+    "FeatureProjector",
+    "FeatureStore",
+]
+
+# A column whose standard deviation is below this is constant: divide by 1 instead.
+_MIN_STD = 1e-6
+
+
+class Bags(NamedTuple):
+    """Variable-length bags as `torch.nn.EmbeddingBag` takes them.
+
+    Shapes: values (M,) int64 flat ids; offsets (N,) int64 start of each bag in
+    ``values`` (bag i is ``values[offsets[i]:offsets[i+1]]``, the last runs to M).
+    """
+
+    values: Tensor
+    offsets: Tensor
+
+
+def _map_tensors(obj, fn):
+    """Apply ``fn`` to every tensor in a tensor / Bags / dict of them."""
+    if isinstance(obj, Tensor):
+        return fn(obj)
+    if isinstance(obj, Bags):
+        return Bags(fn(obj.values), fn(obj.offsets))
+    return {k: _map_tensors(v, fn) for k, v in obj.items()}
+
+
+@dataclass(frozen=True, eq=False)  # tensors: no elementwise ==
+class FeatureBatch:
+    """The input features of N items (DESIGN.md "Item input h^0").
+
+    Shapes: items (N,) int64 item indices (for the ID embedding); dense (N, F_dense)
+    float32 raw (unstandardised) scalar columns in `FeatureStore.dense_names` order
+    (F_dense may be 0); vectors name -> (N, D) float32; categorical name -> Bags of
+    vocabulary codes; text name -> Bags of hashed token ids in [0, text_buckets).
+    """
+
+    items: Tensor
+    dense: Tensor
+    vectors: dict[str, Tensor]
+    categorical: dict[str, Bags]
+    text: dict[str, Bags]
+
+    @property
+    def num_items(self) -> int:
+        """N, the number of items in the batch."""
+        return self.items.numel()
+
+    def _apply(self, fn) -> FeatureBatch:
+        return FeatureBatch(
+            **{f.name: _map_tensors(getattr(self, f.name), fn) for f in fields(self)}
+        )
+
+    def to(
+        self, device: torch.device | str, non_blocking: bool = False
+    ) -> FeatureBatch:
+        """Copy every tensor to ``device`` (``non_blocking`` from pinned memory)."""
+        return self._apply(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> FeatureBatch:
+        """Page-locked copies of every tensor, for overlapping host-to-GPU copies."""
+        return self._apply(lambda t: t.pin_memory())
+
+
+def _gather_bags(values: Tensor, offsets: Tensor, rows: Tensor) -> Bags:
+    """Rows of a CSR column as Bags. Shapes: offsets (I+1,), rows (N,) -> Bags."""
+    start = offsets.index_select(0, rows)  # (N,)
+    length = offsets.index_select(0, rows + 1) - start  # (N,)
+    bag_offsets = torch.cumsum(length, 0) - length  # (N,) exclusive prefix sum
+    total = int(length.sum())
+    # Flat slot k of bag i reads values[start_i + (k - bag_offsets_i)].
+    shift = torch.repeat_interleave(start - bag_offsets, length, output_size=total)
+    position = shift + torch.arange(total, device=values.device)  # (M,)
+    return Bags(values.index_select(0, position), bag_offsets)
+
+
+def _tensor(array, dtype: np.dtype) -> Tensor:
+    """A writable in-memory copy of a (memory-mapped) array as a tensor."""
+    return torch.from_numpy(np.array(array, dtype=dtype, copy=True))
+
+
+@dataclass(frozen=True, eq=False)  # tensors: no elementwise ==
+class FeatureStore:
+    """Every stored feature column of a graph as tensors, in item-index order.
+
+    Shapes: dense (I, F_dense) float32 (columns ``dense_names``), dense_mean and
+    dense_std (F_dense,) float32 (std of a constant column: 1); vectors name ->
+    (I, D) float32; categorical and text name -> (values (M,) int64, offsets (I+1,)
+    int64) CSR.
+    """
+
+    specs: list[FeatureSpec]
+    num_items: int
+    text_buckets: int
+    dense_names: list[str]
+    dense: Tensor
+    dense_mean: Tensor
+    dense_std: Tensor
+    vectors: dict[str, Tensor]
+    categorical: dict[str, tuple[Tensor, Tensor]]
+    text: dict[str, tuple[Tensor, Tensor]]
+
+    @classmethod
+    def from_graph(
+        cls, graph: Graph, text_buckets: int = 2**18, max_tokens: int = 32
+    ) -> FeatureStore:
+        """Load (and tokenise) every feature column of ``graph`` once."""
+        dense_cols, vectors, categorical, text = [], {}, {}, {}
+        for spec in graph.features:
+            col = graph.feature(spec.name)
+            if spec.kind == "dense":
+                dense_cols.append(_tensor(col["values"], np.float32))
+            elif spec.kind == "vector":
+                vectors[spec.name] = _tensor(col["values"], np.float32)
+            elif spec.kind == "categorical":
+                categorical[spec.name] = (
+                    _tensor(col["codes"], np.int64),
+                    _tensor(col["offsets"], np.int64),
+                )
+            else:
+                ids, offsets = tokenize(col["text"], text_buckets, max_tokens)
+                text[spec.name] = (torch.from_numpy(ids), torch.from_numpy(offsets))
+        num_items = graph.num_items
+        if dense_cols:
+            dense = torch.stack(dense_cols, dim=1)  # (I, F_dense)
+            std, mean = torch.std_mean(dense, dim=0, correction=0)  # (F_dense,) each
+        else:
+            dense, std, mean = torch.zeros(num_items, 0), torch.ones(0), torch.zeros(0)
+        return cls(
+            specs=list(graph.features),
+            num_items=num_items,
+            text_buckets=text_buckets,
+            dense_names=[s.name for s in graph.features if s.kind == "dense"],
+            dense=dense,
+            dense_mean=mean,
+            dense_std=torch.where(std < _MIN_STD, torch.ones_like(std), std),
+            vectors=vectors,
+            categorical=categorical,
+            text=text,
+        )
+
+    def gather(self, items: Tensor) -> FeatureBatch:
+        """The features of ``items``, vectorised. Shapes: items (N,) -> N rows."""
+        rows = items.to(self.dense.device, torch.long)
+        return FeatureBatch(
+            items=rows,
+            dense=self.dense.index_select(0, rows),
+            vectors={k: v.index_select(0, rows) for k, v in self.vectors.items()},
+            categorical={
+                k: _gather_bags(v, o, rows) for k, (v, o) in self.categorical.items()
+            },
+            text={k: _gather_bags(v, o, rows) for k, (v, o) in self.text.items()},
+        )
+
+
+class _BagEmbedding(nn.Module):
+    """Mean-pooled EmbeddingBag of width ``emb_dim``, projected to ``dim`` if needed."""
+
+    def __init__(self, num_embeddings: int, emb_dim: int, dim: int) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(max(num_embeddings, 1), emb_dim, mode="mean")
+        self.lin = nn.Linear(emb_dim, dim, bias=False) if emb_dim != dim else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # std emb_dim**-0.5: rows of about unit norm, like the other summed inputs.
+        nn.init.normal_(self.bag.weight, std=self.bag.embedding_dim**-0.5)
+        if self.lin is not None:
+            self.lin.reset_parameters()
+
+    def forward(self, bags: Bags) -> Tensor:
+        out = self.bag(bags.values, bags.offsets)  # (N, emb_dim), empty bag: 0
+        return out if self.lin is None else self.lin(out)
+
+
+class FeatureProjector(nn.Module):
+    r"""Item input vectors :math:`h^0` from features and an optional ID embedding.
+
+    .. math::
+        h^0_v = W_d \frac{x^{dense}_v - \mu}{\sigma} + b_d
+            + \sum_c (W_c x^{c}_v + b_c)
+            + \sum_k \mathrm{mean}(E_k[\mathrm{codes}_k(v)])
+            + \sum_t \mathrm{mean}(E_t[\mathrm{hash}(\mathrm{tokens}_t(v))])
+            + E_{id}[v]
+
+    Each feature kind is projected to ``dim`` and the projections are *summed*: a
+    Linear over the concatenation equals the sum of per-kind Linears, so the sum loses
+    nothing, while the nonlinearity follows at once in the first convolution (its
+    ``ReLU(Q h + q)`` and ``ReLU(W [h ; n] + w)``). The sum also makes the ID-only
+    model (no features: Gowalla) a plain embedding table, and an absent kind simply
+    adds nothing. Dense columns are standardised with the stored column's mean and
+    standard deviation, kept as buffers (they travel with the checkpoint).
+
+    Args:
+        specs: the graph's feature columns (`pinsage.graph.features.FeatureSpec`).
+        num_items: I, rows of the ID embedding.
+        dim: output width.
+        id_embedding: learn a per-item ID embedding; off for cold start (items
+            embedded from features alone).
+        text_buckets: hashed text token buckets (default 2**18).
+        categorical_dim: categorical embedding width, projected to ``dim`` when it
+            differs; ``None`` (default) uses ``dim``.
+        text_dim: text token embedding width, likewise; ``None`` (default): ``dim``.
+        dense_mean: (F_dense,) standardisation mean; ``None`` (default): zeros.
+        dense_std: (F_dense,) standardisation std; ``None`` (default): ones.
+
+    Shapes:
+        - input: a `FeatureBatch` of N items.
+        - output: (N, dim).
+    """
+
+    def __init__(
+        self,
+        specs: list[FeatureSpec],
+        num_items: int,
+        dim: int,
+        *,
+        id_embedding: bool,
+        text_buckets: int = 2**18,
+        categorical_dim: int | None = None,
+        text_dim: int | None = None,
+        dense_mean: Tensor | None = None,
+        dense_std: Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if not specs and not id_embedding:
+            raise ConfigError(
+                "model.id_embedding is false but the graph has no item features, so "
+                "items would have no input at all; set model.id_embedding to true (or "
+                "null), or build the graph with an items file."
+            )
+        self.dim = dim
+        self.num_items = num_items
+        self.text_buckets = text_buckets
+        self.dense_names = [s.name for s in specs if s.kind == "dense"]
+        self.vector_names = [s.name for s in specs if s.kind == "vector"]
+        self.categorical_names = [s.name for s in specs if s.kind == "categorical"]
+        self.text_names = [s.name for s in specs if s.kind == "text"]
+        num_dense = len(self.dense_names)
+        mean = torch.zeros(num_dense) if dense_mean is None else dense_mean.float()
+        std = torch.ones(num_dense) if dense_std is None else dense_std.float()
+        self.register_buffer("dense_mean", mean.clone())
+        self.register_buffer("dense_std", std.clone())
+        self.lin_dense = nn.Linear(num_dense, dim) if num_dense else None
+        # Lists, not ModuleDicts: column names may hold characters module names cannot.
+        self.lin_vectors = nn.ModuleList(
+            nn.Linear(s.dim, dim) for s in specs if s.kind == "vector"
+        )
+        cat_dim = dim if categorical_dim is None else categorical_dim
+        self.emb_categorical = nn.ModuleList(
+            _BagEmbedding(s.dim, cat_dim, dim) for s in specs if s.kind == "categorical"
+        )
+        tok_dim = dim if text_dim is None else text_dim
+        self.emb_text = nn.ModuleList(
+            _BagEmbedding(text_buckets, tok_dim, dim) for _ in self.text_names
+        )
+        self.emb_id = nn.Embedding(num_items, dim) if id_embedding else None
+        self.reset_parameters()
+
+    @classmethod
+    def from_store(
+        cls, store: FeatureStore, dim: int, *, id_embedding: bool, **kwargs
+    ) -> FeatureProjector:
+        """A projector for ``store``'s columns, with its dense statistics."""
+        return cls(
+            store.specs,
+            store.num_items,
+            dim,
+            id_embedding=id_embedding,
+            text_buckets=store.text_buckets,
+            dense_mean=store.dense_mean,
+            dense_std=store.dense_std,
+            **kwargs,
+        )
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every learned weight (not the dense statistics)."""
+        if self.lin_dense is not None:
+            self.lin_dense.reset_parameters()
+        for lin in self.lin_vectors:
+            lin.reset_parameters()
+        for emb in (*self.emb_categorical, *self.emb_text):
+            emb.reset_parameters()
+        if self.emb_id is not None:
+            nn.init.normal_(self.emb_id.weight, std=self.dim**-0.5)
+
+    def forward(self, features: FeatureBatch) -> Tensor:
+        """Embed a batch. Shapes: N items -> (N, dim)."""
+        h = self.dense_mean.new_zeros(features.num_items, self.dim)  # (N, dim)
+        if self.lin_dense is not None:
+            x = (features.dense - self.dense_mean) / self.dense_std  # (N, F_dense)
+            h = h + self.lin_dense(x)
+        for name, lin in zip(self.vector_names, self.lin_vectors, strict=True):
+            h = h + lin(features.vectors[name])
+        for name, emb in zip(self.categorical_names, self.emb_categorical, strict=True):
+            h = h + emb(features.categorical[name])
+        for name, emb in zip(self.text_names, self.emb_text, strict=True):
+            h = h + emb(features.text[name])
+        if self.emb_id is not None:
+            h = h + self.emb_id(features.items)
+        return h
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__name__}(dim={self.dim}, "
+            f"dense={len(self.dense_names)}, vectors={self.vector_names}, "
+            f"categorical={self.categorical_names}, text={self.text_names}, "
+            f"id_embedding={self.emb_id is not None})"
+        )

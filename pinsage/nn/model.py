@@ -1,0 +1,134 @@
+"""The PinSage network: feature projector, K convolutions, final head (DESIGN.md)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pinsage.nn.conv import NORM_EPS, PinSageConv
+from pinsage.nn.features import FeatureBatch, FeatureProjector
+from pinsage.sampler.blocks import Block, ComputationGraph
+
+__all__ = ["PinSageModel"]
+
+
+class PinSageModel(nn.Module):
+    r"""PinSage item and context embeddings (Ying et al., KDD 2018, Algorithm 2).
+
+    .. math::
+        h^0_v = \mathrm{proj}(x_v), \quad
+        h^k_u = \mathrm{CONVOLVE}_k(h^{k-1}_u, \{h^{k-1}_v\}_{v \in N(u)}), \quad
+        z_u = G_2\,\mathrm{ReLU}(G_1 h^K_u + g)
+
+    Items and contexts (users) share the projector, the item convolutions and the
+    head, so both land in one space (score = :math:`z_u \cdot z_i`). A context graph's
+    top layer has its own convolution, ``context_conv``: its destination input is the
+    context's learned ID embedding (or zeros), not an item's own vector, so its
+    ``W [h_u ; n_u]`` weighs a different kind of input; the layers below are item
+    layers and reuse ``convs[:-1]``. ``normalize_output`` (default) returns unit
+    vectors: both losses and the FAISS inner-product index then compare directions
+    only, the margin and the softmax temperature act on a fixed scale, and popular
+    items cannot win by norm alone.
+
+    Args:
+        projector: the item input projector (output width ``dim``).
+        num_layers: K, convolution layers (the sampler's ``num_layers``).
+        dim: width of the projector output and of every convolution output.
+        hidden_dim: width of the convolution messages.
+        out_dim: width of the output embeddings z.
+        aggregator: ``importance``, ``mean``, ``max`` or ``attention``.
+        heads: attention heads (``attention`` only; ignored otherwise).
+        dropout: dropout on every convolution's inputs.
+        num_contexts: rows of the per-context ID embedding.
+        context_id_embedding: learn a per-context ID embedding as the context's
+            destination input; else that input is zeros (the context is purely the
+            aggregate of its items).
+        normalize_output: L2-normalise z (default True).
+
+    Shapes:
+        - input: a `ComputationGraph` with K blocks whose seeds are B items (or B
+          contexts when ``cg.blocks[-1].dst_is_context``), and the `FeatureBatch` of
+          ``cg.input_nodes`` in that order.
+        - output: (B, out_dim).
+    """
+
+    def __init__(
+        self,
+        projector: FeatureProjector,
+        num_layers: int,
+        dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        aggregator: str = "importance",
+        heads: int = 1,
+        dropout: float = 0.0,
+        num_contexts: int = 0,
+        context_id_embedding: bool = False,
+        normalize_output: bool = True,
+    ) -> None:
+        super().__init__()
+        heads = heads if aggregator == "attention" else 1
+        self.num_layers = num_layers
+        self.dim = dim
+        self.out_dim = out_dim
+        self.aggregator = aggregator
+        self.normalize_output = normalize_output
+        self.projector = projector
+
+        def conv() -> PinSageConv:
+            return PinSageConv(dim, dim, hidden_dim, aggregator, heads, dropout)
+
+        self.convs = nn.ModuleList(conv() for _ in range(num_layers))
+        self.context_conv = conv()
+        self.context_embedding = (
+            nn.Embedding(num_contexts, dim) if context_id_embedding else None
+        )
+        self.lin_head1 = nn.Linear(dim, dim)  # G_1, g
+        self.lin_head2 = nn.Linear(dim, out_dim, bias=False)  # G_2
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-initialise every learned weight (the projector's too)."""
+        self.projector.reset_parameters()
+        for conv in (*self.convs, self.context_conv):
+            conv.reset_parameters()
+        if self.context_embedding is not None:
+            nn.init.normal_(self.context_embedding.weight, std=self.dim**-0.5)
+        self.lin_head1.reset_parameters()
+        self.lin_head2.reset_parameters()
+
+    def context_input(self, contexts: Tensor) -> Tensor:
+        """Destination input of a context layer. Shapes: (B,) -> (B, dim)."""
+        if self.context_embedding is not None:
+            return self.context_embedding(contexts)
+        return self.lin_head1.weight.new_zeros(contexts.numel(), self.dim)
+
+    def convolve(self, cg: ComputationGraph, h: Tensor) -> Tensor:
+        """Run the K layers on input vectors. Shapes: h (N_in, dim) -> (B, dim)."""
+        if len(cg.blocks) != self.num_layers:
+            raise ValueError(
+                f"PinSageModel has {self.num_layers} layers but the computation "
+                f"graph has {len(cg.blocks)} blocks; sample with num_layers="
+                f"{self.num_layers}"
+            )
+        for conv, block in zip(self.convs, cg.blocks, strict=True):
+            conv = self.context_conv if block.dst_is_context else conv
+            h = conv(h, self._dst_input(block, h), block.edge_index, block.edge_weight)
+        return h
+
+    def _dst_input(self, block: Block, h: Tensor) -> Tensor:
+        if block.dst_is_context:
+            return self.context_input(block.dst_nodes)  # (N_dst, dim)
+        return h[: block.num_dst]  # item destinations come first among the sources
+
+    def head(self, h: Tensor) -> Tensor:
+        """The final ``G_2 ReLU(G_1 h + g)``, normalised if asked.
+
+        Shapes: h (B, dim) -> (B, out_dim).
+        """
+        z = self.lin_head2(F.relu(self.lin_head1(h)))  # (B, out_dim)
+        return F.normalize(z, dim=1, eps=NORM_EPS) if self.normalize_output else z
+
+    def forward(self, cg: ComputationGraph, features: FeatureBatch) -> Tensor:
+        """Embed the seeds of ``cg``: items, or contexts if its top block says so."""
+        return self.head(self.convolve(cg, self.projector(features)))

@@ -1,0 +1,156 @@
+"""One training minibatch, assembled on the producer side (CPU workers).
+
+Everything random in a batch comes from a generator seeded by (seed, step), so batch
+``step`` is the same whichever worker builds it and however many workers there are,
+and a resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+from pinsage.config import SamplerConfig, TrainConfig
+from pinsage.graph.store import CSRGraph
+from pinsage.nn.features import FeatureBatch, FeatureStore
+from pinsage.sampler.blocks import ComputationGraph, context_blocks, item_blocks
+from pinsage.sampler.walks import PAD
+from pinsage.seeding import generator_for
+from pinsage.train.examples import sample_positive_pairs
+from pinsage.train.negatives import hard_negatives, hard_negatives_at, random_negatives
+
+__all__ = ["TrainBatch", "make_batch"]
+
+
+@dataclass
+class TrainBatch:
+    """A minibatch: two computation graphs and where each example sits in them.
+
+    ``items`` computes every item the losses need (queries, positives, negatives);
+    ``contexts`` the contexts of the engagements (None for the item objective).
+    Positions index the seeds of those graphs. Shapes: B pairs, R shared negatives,
+    H hard negatives per query: query_pos, positive_pos, context_pos, item_pair (B,);
+    negative_pos (R,), negative_log_q (R,); item_negative_ok and context_negative_ok
+    (B, R) False where a random negative is that objective's positive (the pair's
+    positive item, or the context's query item); item_hard_pos, context_hard_pos
+    (B, H), -1 = none.
+    """
+
+    step: int
+    items: ComputationGraph
+    item_features: FeatureBatch
+    contexts: ComputationGraph | None
+    context_features: FeatureBatch | None
+    query_pos: Tensor
+    positive_pos: Tensor
+    context_pos: Tensor
+    item_pair: Tensor
+    negative_pos: Tensor
+    negative_log_q: Tensor
+    item_negative_ok: Tensor
+    context_negative_ok: Tensor
+    item_hard_pos: Tensor
+    context_hard_pos: Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> TrainBatch:
+        """Copy every tensor (and graph, and feature batch) to ``device``."""
+        moved = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and hasattr(value, "to") and f.name != "step":
+                value = value.to(device, non_blocking=non_blocking)
+            moved[f.name] = value
+        return TrainBatch(**moved)
+
+    def pin_memory(self) -> TrainBatch:
+        """Page-lock the feature tensors so host-to-GPU copies can overlap compute."""
+        self.item_features = self.item_features.pin_memory()
+        if self.context_features is not None:
+            self.context_features = self.context_features.pin_memory()
+        return self
+
+
+def _positions(seeds: Tensor, ids: Tensor) -> Tensor:
+    """Position of each of ``ids`` in sorted ``seeds``; PAD stays -1."""
+    pos = torch.searchsorted(seeds, ids.clamp_min(0))
+    return torch.where(ids >= 0, pos, PAD)
+
+
+def make_batch(
+    graph: CSRGraph,
+    store: FeatureStore,
+    sampler: SamplerConfig,
+    cfg: TrainConfig,
+    step: int,
+    epoch: int,
+    negative_probs: Tensor | None,
+) -> TrainBatch:
+    """Build minibatch ``step`` (in 1-based ``epoch``) of a run.
+
+    See the module docstring.
+    """
+    gen = generator_for(cfg.seed, step)
+    pairs = sample_positive_pairs(graph, cfg.batch_size, generator=gen)
+    neg_ids, log_q = random_negatives(
+        cfg.num_random_negatives, graph.num_items, negative_probs, generator=gen
+    )
+    num_hard = hard_negatives_at(epoch, cfg.max_hard_negatives)
+    use_items = cfg.objective in ("item", "both")
+    use_contexts = cfg.objective in ("context", "both")
+    empty = torch.full((cfg.batch_size, num_hard), PAD, dtype=torch.long)
+    item_hard = context_hard = empty
+    if num_hard and use_items:
+        item_hard = hard_negatives(
+            graph, pairs.queries, num_hard, cfg.hard_band, sampler, generator=gen
+        )
+        # A positive ranked inside the band is no negative.
+        item_hard = torch.where(
+            item_hard == pairs.positives.unsqueeze(1), PAD, item_hard
+        )
+    if num_hard and use_contexts:
+        context_hard = hard_negatives(
+            graph,
+            pairs.contexts,
+            num_hard,
+            cfg.hard_band,
+            sampler,
+            generator=gen,
+            from_context=True,
+        )
+        context_hard = torch.where(
+            context_hard == pairs.queries.unsqueeze(1), PAD, context_hard
+        )
+    wanted = [
+        pairs.queries,
+        pairs.positives,
+        neg_ids,
+        item_hard.flatten(),
+        context_hard.flatten(),
+    ]
+    item_seeds = torch.unique(torch.cat(wanted))
+    item_seeds = item_seeds[item_seeds >= 0]
+    items = item_blocks(graph, item_seeds, sampler, generator=gen)
+    contexts = context_features = None
+    context_seeds = torch.unique(pairs.contexts)
+    if use_contexts:
+        contexts = context_blocks(graph, context_seeds, sampler, generator=gen)
+        context_features = store.gather(contexts.input_nodes)
+    return TrainBatch(
+        step=step,
+        items=items,
+        item_features=store.gather(items.input_nodes),
+        contexts=contexts,
+        context_features=context_features,
+        query_pos=_positions(item_seeds, pairs.queries),
+        positive_pos=_positions(item_seeds, pairs.positives),
+        context_pos=_positions(context_seeds, pairs.contexts),
+        item_pair=pairs.item_pair,
+        negative_pos=_positions(item_seeds, neg_ids),
+        negative_log_q=log_q,
+        item_negative_ok=neg_ids.unsqueeze(0) != pairs.positives.unsqueeze(1),
+        context_negative_ok=neg_ids.unsqueeze(0) != pairs.queries.unsqueeze(1),
+        item_hard_pos=_positions(item_seeds, item_hard),
+        context_hard_pos=_positions(item_seeds, context_hard),
+    )

@@ -1,0 +1,191 @@
+"""Producer-consumer loader: workers build minibatches while the trainer trains.
+
+Worker w builds steps s with s % num_workers == w, in order, into its own bounded queue;
+the consumer takes step s from queue s % num_workers. Order is therefore fixed and every
+batch is a function of (seed, step) alone (`pinsage.train.batch`), so the number and
+kind of workers never changes what is trained on. Workers are processes (the default:
+sampling, feature gathering and Python glue all run beside the trainer) or threads
+(torch ops release the GIL; cheaper to start). ``num_workers=0`` builds batches inline.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.multiprocessing as mp
+
+from pinsage.config import PipelineConfig
+from pinsage.graph.store import load_graph
+from pinsage.nn.features import FeatureStore
+from pinsage.train.batch import TrainBatch, make_batch
+from pinsage.train.negatives import negative_distribution
+
+__all__ = ["BatchLoader", "BatchMaker"]
+
+log = logging.getLogger(__name__)
+
+# How long a worker waits on a full queue before re-checking the stop flag (seconds).
+_POLL = 0.1
+
+
+@dataclass
+class BatchMaker:
+    """Everything a worker needs to build batches; loads the graph lazily per worker.
+
+    Picklable (paths and plain config), so a spawned process can rebuild it.
+    """
+
+    graph_dir: Path
+    cfg: PipelineConfig
+    text_buckets: int
+
+    def __post_init__(self) -> None:
+        self._state = None
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_state"} | {
+            "_state": None
+        }
+
+    def __call__(self, step: int) -> TrainBatch:
+        """Build batch ``step`` (loading the graph and features on first use)."""
+        if self._state is None:
+            graph = load_graph(self.graph_dir)
+            store = FeatureStore.from_graph(graph, text_buckets=self.text_buckets)
+            probs = negative_distribution(
+                graph.csr, self.cfg.train.negative_popularity_power
+            )
+            self._state = (graph.csr, store, probs)
+        csr, store, probs = self._state
+        epoch = step // self.cfg.train.steps_per_epoch + 1
+        return make_batch(
+            csr, store, self.cfg.sampler, self.cfg.train, step, epoch, probs
+        )
+
+
+def _produce(
+    make: Callable[[int], TrainBatch],
+    steps: range,
+    out: queue.Queue,
+    stop,
+    pin: bool,
+) -> None:
+    try:
+        torch.set_num_threads(1)  # the trainer owns the other cores
+        for step in steps:
+            batch = make(step)
+            if pin:
+                batch = batch.pin_memory()
+            while not stop.is_set():
+                try:
+                    out.put(("batch", step, batch), timeout=_POLL)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                break
+        # A process shares its batches' tensors through file descriptors that it
+        # serves itself: stay alive until the consumer is done with them.
+        stop.wait()
+    except BaseException as exc:  # noqa: BLE001 - any failure must reach the consumer
+        out.put(("error", -1, f"{type(exc).__name__}: {exc}"))
+    finally:
+        if hasattr(out, "cancel_join_thread"):
+            out.cancel_join_thread()  # exit without flushing batches nobody will read
+
+
+class BatchLoader:
+    """Iterate minibatches ``start..stop-1`` from background workers.
+
+    Use as a context manager: leaving it (normally, on an exception or on Ctrl-C) stops
+    and joins every worker, so none is orphaned. ``wait_seconds`` accumulates the time
+    the consumer spent waiting for a batch (the producer-wait fraction's numerator).
+    """
+
+    def __init__(
+        self,
+        make: BatchMaker,
+        start: int,
+        stop: int,
+        *,
+        num_workers: int = 1,
+        prefetch: int = 4,
+        kind: str = "process",
+        pin_memory: bool = False,
+    ) -> None:
+        self.make, self.start, self.stop = make, start, stop
+        self.num_workers, self.prefetch, self.kind = num_workers, prefetch, kind
+        self.pin_memory = pin_memory
+        self.wait_seconds = 0.0
+        self._workers: list = []
+        self._queues: list = []
+        self._stop_flag = None
+
+    def __enter__(self) -> BatchLoader:
+        if self.num_workers == 0:
+            return self
+        if self.kind == "process":
+            ctx = mp.get_context("spawn")
+            self._stop_flag = ctx.Event()
+            new_queue, new_worker = ctx.Queue, ctx.Process
+        else:
+            self._stop_flag = threading.Event()
+            new_queue, new_worker = queue.Queue, threading.Thread
+        for w in range(self.num_workers):
+            q = new_queue(maxsize=self.prefetch)
+            first = self.start + (w - self.start) % self.num_workers
+            steps = range(first, self.stop, self.num_workers)
+            worker = new_worker(
+                target=_produce,
+                args=(self.make, steps, q, self._stop_flag, self.pin_memory),
+                daemon=True,
+            )
+            worker.start()
+            self._queues.append(q)
+            self._workers.append(worker)
+        log.info("started %d %s producer(s)", self.num_workers, self.kind)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop and join every worker (idempotent)."""
+        if self._stop_flag is not None:
+            self._stop_flag.set()
+        for worker in self._workers:
+            worker.join(timeout=5)
+            if self.kind == "process" and worker.is_alive():
+                worker.terminate()
+                worker.join(timeout=5)
+        self._workers, self._queues = [], []
+
+    def __iter__(self) -> Iterator[TrainBatch]:
+        for step in range(self.start, self.stop):
+            t0 = time.perf_counter()
+            if self.num_workers == 0:
+                batch = self.make(step)
+            else:
+                kind, got, batch = self._get(self._queues[step % self.num_workers])
+                if kind == "error":
+                    raise RuntimeError(f"batch producer failed: {batch}")
+                assert got == step, (
+                    f"producer order broken: got step {got}, wanted {step}"
+                )
+            self.wait_seconds += time.perf_counter() - t0
+            yield batch
+
+    def _get(self, q) -> tuple:
+        while True:
+            try:
+                return q.get(timeout=1.0)
+            except queue.Empty:
+                if not all(w.is_alive() for w in self._workers):
+                    raise RuntimeError("a batch producer died without a word") from None

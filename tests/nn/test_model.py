@@ -1,0 +1,142 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pinsage.config import SamplerConfig
+from pinsage.nn import FeatureProjector, FeatureStore, PinSageModel
+from pinsage.sampler import context_blocks, item_blocks
+from tests.helpers import assert_shape
+from tests.nn.test_features import COLD, write_tiny_graph
+
+SAMPLER = SamplerConfig(num_walks=20, walk_length=2, top_k=3, num_layers=2, seed=0)
+DIM, HIDDEN, OUT = 8, 6, 5
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    return write_tiny_graph(tmp_path_factory.mktemp("nn_model"))
+
+
+@pytest.fixture(scope="module")
+def store(graph):
+    return FeatureStore.from_graph(graph, text_buckets=64)
+
+
+def _model(graph, store, *, aggregator="importance", id_embedding=False, **kwargs):
+    torch.manual_seed(0)
+    projector = FeatureProjector.from_store(store, DIM, id_embedding=id_embedding)
+    return PinSageModel(
+        projector,
+        SAMPLER.num_layers,
+        DIM,
+        HIDDEN,
+        OUT,
+        aggregator,
+        heads=2,
+        num_contexts=graph.num_contexts,
+        **kwargs,
+    )
+
+
+def _items(graph, seeds, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return item_blocks(graph.csr, torch.tensor(seeds), SAMPLER, generator=gen)
+
+
+def _contexts(graph, seeds, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return context_blocks(graph.csr, torch.tensor(seeds), SAMPLER, generator=gen)
+
+
+@pytest.mark.parametrize("aggregator", ["importance", "mean", "max", "attention"])
+def test_item_and_context_outputs_are_unit_vectors(graph, store, aggregator):
+    model = _model(graph, store, aggregator=aggregator, context_id_embedding=True)
+    for cg in (_items(graph, [0, 3, COLD, 6]), _contexts(graph, [4, 1, 2])):
+        z = model(cg, store.gather(cg.input_nodes))
+        assert_shape(z, (cg.seeds.numel(), OUT))
+        torch.testing.assert_close(z.norm(dim=1), torch.ones(cg.seeds.numel()))
+
+
+def test_deterministic_under_manual_seed(graph, store):
+    cg = _items(graph, [1, 2, 5])
+    features = store.gather(cg.input_nodes)
+    a = _model(graph, store)(cg, features)
+    b = _model(graph, store)(_items(graph, [1, 2, 5]), features)
+    assert torch.equal(a, b)
+
+
+def test_unnormalised_output(graph, store):
+    model = _model(graph, store, normalize_output=False)
+    cg = _items(graph, [1, 2, 5])
+    z = model(cg, store.gather(cg.input_nodes))
+    h = model.convolve(cg, model.projector(store.gather(cg.input_nodes)))
+    torch.testing.assert_close(z, model.lin_head2(F.relu(model.lin_head1(h))))
+
+
+def test_forward_is_the_composition_of_its_parts(graph, store):
+    model = _model(graph, store, id_embedding=True)
+    cg = _items(graph, [0, 8, COLD])
+    features = store.gather(cg.input_nodes)
+    h = model.projector(features)
+    for conv, block in zip(model.convs, cg.blocks, strict=True):
+        h = conv(h, h[: block.num_dst], block.edge_index, block.edge_weight)
+    z = model.lin_head2(F.relu(model.lin_head1(h)))
+    torch.testing.assert_close(model(cg, features), F.normalize(z, dim=1))
+
+
+@pytest.mark.parametrize("context_id_embedding", [True, False])
+def test_context_forward_is_the_composition_of_its_parts(
+    graph, store, context_id_embedding
+):
+    model = _model(graph, store, context_id_embedding=context_id_embedding)
+    cg = _contexts(graph, [0, 3])
+    top = cg.blocks[-1]
+    assert top.dst_is_context
+    features = store.gather(cg.input_nodes)
+    h = model.projector(features)
+    h = model.convs[0](
+        h, h[: cg.blocks[0].num_dst], cg.blocks[0].edge_index, cg.blocks[0].edge_weight
+    )
+    ctx = (
+        model.context_embedding(top.dst_nodes)
+        if context_id_embedding
+        else torch.zeros(2, DIM)
+    )
+    h = model.context_conv(h, ctx, top.edge_index, top.edge_weight)
+    z = F.normalize(model.lin_head2(F.relu(model.lin_head1(h))), dim=1)
+    torch.testing.assert_close(model(cg, features), z)
+    assert (model.context_embedding is not None) == context_id_embedding
+
+
+def test_cold_item_without_id_embedding_is_embedded(graph, store):
+    model = _model(graph, store)
+    cg = _items(graph, [COLD])
+    assert cg.blocks[-1].edge_index.shape[1] == 0  # no neighbours at all
+    z = model(cg, store.gather(cg.input_nodes))
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(1))
+
+
+def test_gradients_reach_every_used_parameter(graph, store):
+    model = _model(graph, store, id_embedding=True, context_id_embedding=True)
+    model.train()
+    items, contexts = _items(graph, [0, 3, 6]), _contexts(graph, [1, 4])
+    z_items = model(items, store.gather(items.input_nodes))
+    z_contexts = model(contexts, store.gather(contexts.input_nodes))
+    (z_contexts @ z_items.T).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_reset_parameters_and_layer_mismatch(graph, store):
+    model = _model(graph, store)
+    before = [p.detach().clone() for p in model.parameters()]
+    model.reset_parameters()
+    assert all(
+        not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)
+    )
+    one_layer = SamplerConfig(num_walks=5, top_k=2, num_layers=1)
+    cg = item_blocks(
+        graph.csr, torch.tensor([0]), one_layer, generator=torch.Generator()
+    )
+    with pytest.raises(ValueError, match="2 layers"):
+        model(cg, store.gather(cg.input_nodes))

@@ -1,0 +1,178 @@
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig, TrainConfig
+from pinsage.data.synth import SynthConfig, synthesize
+from pinsage.errors import CheckpointError, ConfigError
+from pinsage.graph import build_graph, load_graph
+from pinsage.nn.features import FeatureStore
+from pinsage.train import load_checkpoint, train
+from pinsage.train.batch import make_batch
+from pinsage.train.loader import BatchLoader, BatchMaker
+
+
+@pytest.fixture(scope="module")
+def graph_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    data = synthesize(
+        SynthConfig(num_items=300, num_users=150, num_edges=4000, num_clusters=5),
+        root / "d",
+    )
+    build_graph(data / "interactions.parquet", root / "g", items=data / "items.parquet")
+    return root / "g"
+
+
+def _cfg(**train):
+    base = dict(
+        epochs=2,
+        steps_per_epoch=4,
+        batch_size=32,
+        num_random_negatives=40,
+        max_hard_negatives=2,
+        num_workers=0,
+        checkpoint_every=0,
+        warmup_steps=2,
+    )
+    return PipelineConfig(
+        sampler=SamplerConfig(num_walks=10, top_k=5, num_layers=2),
+        model=ModelConfig(dim=16, hidden_dim=16, out_dim=16, text_buckets=512),
+        train=TrainConfig(**(base | train)),
+    )
+
+
+def _params(run):
+    return load_checkpoint(run)["model"]
+
+
+def test_resume_ends_with_exactly_the_parameters_of_a_straight_run(graph_dir, tmp_path):
+    cfg = _cfg()
+    train(cfg, graph_dir, tmp_path / "straight")
+    train(cfg, graph_dir, tmp_path / "split", until_step=3)
+    assert load_checkpoint(tmp_path / "split")["step"] == 3
+    train(cfg, graph_dir, tmp_path / "split", resume=True)
+    a, b = _params(tmp_path / "straight"), _params(tmp_path / "split")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    steps = [
+        json.loads(line)["step"]
+        for line in (tmp_path / "split/metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == list(range(1, 9))
+    assert (tmp_path / "split/config.yaml").exists()
+
+
+def test_loss_falls(graph_dir, tmp_path):
+    # Measured: margin loss over steps 51-60 is about 0.67 of steps 1-10.
+    cfg = _cfg(
+        epochs=1, steps_per_epoch=60, max_hard_negatives=0, lr=0.01, loss="margin"
+    )
+    train(cfg, graph_dir, tmp_path / "run")
+    losses = [
+        json.loads(line)["loss"]
+        for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()
+    ]
+    assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10
+
+
+@pytest.mark.parametrize("loss", ["margin", "softmax"])
+@pytest.mark.parametrize("objective", ["item", "context"])
+def test_objectives_and_losses_train(graph_dir, tmp_path, loss, objective):
+    record = train(
+        _cfg(loss=loss, objective=objective, epochs=1, steps_per_epoch=2),
+        graph_dir,
+        tmp_path / "r",
+    )
+    assert record["step"] == 2 and record["loss"] > 0
+
+
+def test_same_batches_whatever_the_workers(graph_dir):
+    cfg = _cfg()
+    maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
+    inline = list(BatchLoader(maker, 2, 6, num_workers=0))
+    with BatchLoader(maker, 2, 6, num_workers=2, kind="thread") as loader:
+        threaded = list(loader)
+    for a, b in zip(inline, threaded, strict=True):
+        assert a.step == b.step
+        assert torch.equal(a.items.input_nodes, b.items.input_nodes)
+        assert torch.equal(a.negative_pos, b.negative_pos) and torch.equal(
+            a.item_hard_pos, b.item_hard_pos
+        )
+
+
+def test_process_workers_match_inline_and_shut_down(graph_dir):
+    cfg = _cfg()
+    maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
+    with BatchLoader(maker, 0, 3, num_workers=2, kind="process") as loader:
+        got = [b.items.input_nodes for b in loader]
+        workers = list(loader._workers)
+    assert all(not w.is_alive() for w in workers)
+    want = [b.items.input_nodes for b in BatchLoader(maker, 0, 3, num_workers=0)]
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_consumer_error_stops_workers(graph_dir):
+    cfg = _cfg()
+    maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
+    with pytest.raises(KeyboardInterrupt):
+        with BatchLoader(
+            maker, 0, 50, num_workers=1, kind="process", prefetch=2
+        ) as loader:
+            for _ in loader:
+                workers = list(loader._workers)
+                raise KeyboardInterrupt
+    assert all(not w.is_alive() for w in workers)
+
+
+def test_checkpoint_errors(graph_dir, tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        train(_cfg(), graph_dir, tmp_path / "none", resume=True)
+    train(_cfg(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
+    ckpt = next((tmp_path / "r/checkpoints").glob("step-*.pt"))
+    ckpt.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        train(_cfg(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r", resume=True)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(_cfg(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
+
+
+def test_resume_with_a_different_model_is_refused(graph_dir, tmp_path):
+    train(_cfg(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
+    other = replace(
+        _cfg(epochs=1, steps_per_epoch=2),
+        model=ModelConfig(dim=8, hidden_dim=8, out_dim=8, text_buckets=512),
+    )
+    with pytest.raises(ConfigError, match="model section differs"):
+        train(other, graph_dir, tmp_path / "r", resume=True)
+
+
+def test_batch_positions_point_at_the_right_items(graph_dir):
+    cfg = _cfg()
+    g = load_graph(graph_dir)
+    store = FeatureStore.from_graph(g, text_buckets=512)
+    b = make_batch(
+        g.csr, store, cfg.sampler, cfg.train, step=5, epoch=3, negative_probs=None
+    )
+    seeds = b.items.seeds
+    assert b.item_hard_pos.shape == (32, 2)
+    hard = b.item_hard_pos[b.item_hard_pos >= 0]
+    assert (hard < seeds.numel()).all()
+    # Queries and positives are co-engaged by the batch's context.
+    ctx_items = {
+        c: set(
+            g.csr.context_indices[
+                g.csr.context_indptr[c] : g.csr.context_indptr[c + 1]
+            ].tolist()
+        )
+        for c in b.contexts.seeds.tolist()
+    }
+    for c, q, p in zip(
+        b.contexts.seeds[b.context_pos].tolist(),
+        seeds[b.query_pos].tolist(),
+        seeds[b.positive_pos].tolist(),
+        strict=True,
+    ):
+        assert q in ctx_items[c] and p in ctx_items[c]

@@ -1,0 +1,64 @@
+"""A trained model must find the planted structure: thresholds from measurements.
+
+Measured (600 items, 400 users, 6 clusters, 120 steps): recall@20 trained 0.260,
+popularity 0.205, untrained 0.034. Asserted with margin: >= 1.1x popularity and
+>= 3x the untrained model.
+"""
+
+import pytest
+import torch
+
+from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig, TrainConfig
+from pinsage.data.synth import SynthConfig, synthesize
+from pinsage.eval.job import evaluator, read_test_csr
+from pinsage.eval.metrics import popularity_metrics
+from pinsage.graph import build_graph, load_graph
+from pinsage.nn.features import FeatureStore
+from pinsage.train import load_checkpoint, train
+from pinsage.train.model import build_model
+
+
+@pytest.mark.slow
+def test_trained_model_beats_popularity_and_untrained(tmp_path):
+    data = synthesize(
+        SynthConfig(
+            num_items=600, num_users=400, num_edges=12000, num_clusters=6, seed=3
+        ),
+        tmp_path / "d",
+    )
+    build_graph(
+        data / "interactions.parquet", tmp_path / "g", items=data / "items.parquet"
+    )
+    g = load_graph(tmp_path / "g")
+    cfg = PipelineConfig(
+        sampler=SamplerConfig(num_walks=30, top_k=10),
+        model=ModelConfig(dim=32, hidden_dim=32, out_dim=32, text_buckets=4096),
+        train=TrainConfig(
+            epochs=2,
+            steps_per_epoch=60,
+            batch_size=128,
+            num_workers=0,
+            num_random_negatives=200,
+            objective="context",
+            temperature=0.1,
+        ),
+    )
+    test_indptr, test_indices, _ = read_test_csr(data / "test.parquet", g)
+    popularity = popularity_metrics(
+        g.csr.context_indptr,
+        g.csr.context_indices.long(),
+        test_indptr,
+        test_indices,
+        g.num_items,
+        [20],
+    )["recall@20"]
+    evaluate = evaluator(g, data / "test.parquet", cfg)
+    store = FeatureStore.from_graph(g, text_buckets=4096)
+    torch.manual_seed(0)
+    untrained = evaluate(build_model(cfg, g, store), store)["recall@20"]
+    train(cfg, tmp_path / "g", tmp_path / "run")
+    model = build_model(cfg, g, store)
+    model.load_state_dict(load_checkpoint(tmp_path / "run")["model"])
+    trained = evaluate(model, store)["recall@20"]
+    assert trained >= 1.1 * popularity, (trained, popularity)
+    assert trained >= 3 * untrained, (trained, untrained)
