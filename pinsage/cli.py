@@ -311,9 +311,9 @@ def sample(
 @click.option(
     "--workers",
     type=click.Choice(["process", "thread"]),
-    default="process",
+    default="thread",
     show_default=True,
-    help="Kind of batch producers.",
+    help="Kind of batch producers (threads measured faster on 2 cores).",
 )
 @click.option(
     "--until-step",

@@ -3,9 +3,10 @@
 Worker w builds steps s with s % num_workers == w, in order, into its own bounded queue;
 the consumer takes step s from queue s % num_workers. Order is therefore fixed and every
 batch is a function of (seed, step) alone (`pinsage.train.batch`), so the number and
-kind of workers never changes what is trained on. Workers are processes (the default:
-sampling, feature gathering and Python glue all run beside the trainer) or threads
-(torch ops release the GIL; cheaper to start). ``num_workers=0`` builds batches inline.
+kind of workers never changes what is trained on. Workers are threads (the default:
+torch ops release the GIL, and on 2 cores they measured 1.6x faster than processes,
+benchmarks/loader.py) or processes (Python glue runs beside the trainer too; worth it
+with spare cores). ``num_workers=0`` builds batches inline.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class BatchLoader:
         *,
         num_workers: int = 1,
         prefetch: int = 4,
-        kind: str = "process",
+        kind: str = "thread",
         pin_memory: bool = False,
     ) -> None:
         self.make, self.start, self.stop = make, start, stop

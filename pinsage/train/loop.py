@@ -83,7 +83,7 @@ def train(
     *,
     resume: bool = False,
     device: str = "auto",
-    worker_kind: str = "process",
+    worker_kind: str = "thread",
     evaluate=None,
     until_step: int | None = None,
 ) -> dict:
