@@ -23,7 +23,7 @@ import torch
 import torch.multiprocessing as mp
 
 from pinsage.config import PipelineConfig
-from pinsage.graph.store import load_graph
+from pinsage.graph.store import Graph, load_graph
 from pinsage.nn.features import FeatureStore
 from pinsage.train.batch import TrainBatch, make_batch
 from pinsage.train.negatives import negative_distribution
@@ -38,9 +38,11 @@ _POLL = 0.1
 
 @dataclass
 class BatchMaker:
-    """Everything a worker needs to build batches; loads the graph lazily per worker.
+    """Everything a worker needs to build batches.
 
-    Picklable (paths and plain config), so a spawned process can rebuild it.
+    Threads and the inline path share the graph and features the trainer already
+    loaded (`with_data`); pickling drops them, so a spawned process loads its own on
+    first use (paths and plain config travel, arrays do not).
     """
 
     graph_dir: Path
@@ -49,6 +51,12 @@ class BatchMaker:
 
     def __post_init__(self) -> None:
         self._state = None
+
+    def with_data(self, graph: Graph, store: FeatureStore) -> BatchMaker:
+        """Use an already loaded graph and feature store (no second load)."""
+        power = self.cfg.train.negative_popularity_power
+        self._state = (graph.csr, store, negative_distribution(graph.csr, power))
+        return self
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_state"} | {
@@ -59,11 +67,9 @@ class BatchMaker:
         """Build batch ``step`` (loading the graph and features on first use)."""
         if self._state is None:
             graph = load_graph(self.graph_dir)
-            store = FeatureStore.from_graph(graph, text_buckets=self.text_buckets)
-            probs = negative_distribution(
-                graph.csr, self.cfg.train.negative_popularity_power
+            self.with_data(
+                graph, FeatureStore.from_graph(graph, text_buckets=self.text_buckets)
             )
-            self._state = (graph.csr, store, probs)
         csr, store, probs = self._state
         epoch = step // self.cfg.train.steps_per_epoch + 1
         return make_batch(

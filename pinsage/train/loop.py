@@ -118,7 +118,9 @@ def train(
     _write_config(out, cfg)
 
     stop = total_steps if until_step is None else min(until_step, total_steps)
-    maker = BatchMaker(Path(graph_dir), cfg, cfg.model.text_buckets)
+    maker = BatchMaker(Path(graph_dir), cfg, cfg.model.text_buckets).with_data(
+        graph, store
+    )
     record: dict = {}
     t_start, pairs_seen = time.perf_counter(), 0
     with (
