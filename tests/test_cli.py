@@ -221,3 +221,59 @@ def test_demo_yaml_spells_out_the_embedded_default():
     assert (
         load_config(Path(__file__).parents[1] / "configs/demo.yaml") == PipelineConfig()
     )
+
+
+def test_train_bad_config_exits_2_and_eval_json(
+    graph_dir, tmp_path, monkeypatch, capsys
+):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epoch: 2\n")
+    args = [
+        "-q",
+        "train",
+        "--config",
+        str(bad),
+        "--graph",
+        str(graph_dir),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert code == 2 and "unknown key 'epoch'" in err and "did you mean 'epochs'" in err
+    assert not (tmp_path / "r").exists()
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "sampler: {num_walks: 10}\n"
+        "model: {dim: 8, hidden_dim: 8, out_dim: 8, text_buckets: 256}\n"
+        "train: {epochs: 1, steps_per_epoch: 2, batch_size: 16,"
+        " num_random_negatives: 20}\n"
+    )
+    args[3] = str(good)
+    assert run_cli(args, monkeypatch, capsys)[0] == 0
+    test_file = graph_dir.parent / "d/test.parquet"
+    code, out, _ = run_cli(
+        [
+            "-q",
+            "eval",
+            "--run",
+            str(tmp_path / "r"),
+            "--graph",
+            str(graph_dir),
+            "--test",
+            str(test_file),
+            "--k",
+            "10",
+            "--k",
+            "20",
+            "--json",
+        ],
+        monkeypatch,
+        capsys,
+    )
+    doc = json.loads(out)  # one JSON document, nothing else on stdout
+    assert (
+        code == 0
+        and {"users", "recall@10", "recall@20", "ndcg@20", "hit_rate@10", "mrr"}
+        <= doc.keys()
+    )
+    assert json.loads((tmp_path / "r/eval.json").read_text()) == doc
