@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,91 @@ def _csr(major: np.ndarray, minor: np.ndarray, weights: np.ndarray, num_major: i
     return indptr, minor.astype(np.int32, copy=False), weights
 
 
+@dataclass
+class _Packed:
+    """Edges as packed keys; `_bipartite_csr` takes the arrays out (and frees them)."""
+
+    key: np.ndarray | None  # (E,) int64 context * num_items + item
+    weights: np.ndarray | None  # (E,) float32, None when unweighted
+    rows_read: int
+
+
+def _pack_keys(
+    path: Path,
+    columns: InteractionColumns,
+    user_ids: pa.Array,
+    item_ids: pa.Array,
+    batch_rows: int,
+    pbar,
+) -> _Packed:
+    """Second pass: each row as ``context * num_items + item`` (unknown items out)."""
+    num_rows = open_parquet(path, "interactions").metadata.num_rows
+    num_items = len(item_ids)
+    key = np.empty(num_rows, dtype=np.int64)
+    weights = None
+    filled = 0
+    for batch in iter_interactions(path, columns, batch_rows=batch_rows):
+        ii = pc.index_in(batch.item, value_set=item_ids)
+        kept = pc.is_valid(ii).to_numpy(zero_copy_only=False)
+        ui = pc.index_in(batch.user, value_set=user_ids)
+        ui, ii = ui.to_numpy(zero_copy_only=False), ii.to_numpy(zero_copy_only=False)
+        if not kept.all():
+            ui, ii = ui[kept], ii[kept].astype(np.int64)
+        n = len(ui)
+        np.multiply(ui, num_items, out=key[filled : filled + n], dtype=np.int64)
+        key[filled : filled + n] += ii
+        if batch.weight is not None:
+            if weights is None:
+                weights = np.empty(num_rows, dtype=np.float32)
+            weights[filled : filled + n] = batch.weight[kept]
+        filled += n
+        pbar.update(len(kept))
+    # The passes leave freed pages cached in Arrow's allocator: give them back before
+    # the sort, where the build's memory peaks.
+    pa.default_memory_pool().release_unused()
+    return _Packed(
+        key[:filled], None if weights is None else weights[:filled], num_rows
+    )
+
+
+def _bipartite_csr(
+    packed: _Packed, user_ids: pa.Array, num_items: int
+) -> tuple[tuple, tuple, pa.Array]:
+    """Merge duplicate edges and lay them out as CSR both ways.
+
+    Takes the arrays out of ``packed`` so that each is freed as soon as it is used
+    (the build's memory peaks here). Returns (item CSR, context CSR, context ids
+    without the contexts left edgeless).
+    """
+    key, weights = packed.key, packed.weights
+    packed.key = packed.weights = None
+    key, merged_w = _merge_duplicates(key, weights)
+    del weights
+    ctx, item = _split_key(key, num_items)
+    del key
+    # Contexts whose every interaction was dropped would be isolated: drop them too.
+    present = np.bincount(ctx, minlength=len(user_ids)) > 0
+    if not present.all():
+        ctx = (np.cumsum(present) - 1).astype(np.int32)[ctx]
+        user_ids = user_ids.filter(pa.array(present))
+    context_csr = _csr(ctx, item, merged_w, len(user_ids))
+    by_item = np.argsort(item, kind="stable")  # stable: contexts ascending per item
+    # Offsets need only per-item counts, so item[by_item] is never materialised.
+    item_csr = _csr(item, ctx[by_item], merged_w[by_item], num_items)
+    return item_csr, context_csr, user_ids
+
+
+def _write_arrays(
+    tmp: Path, item_csr: tuple, context_csr: tuple, item_ids, user_ids
+) -> None:
+    for prefix, (indptr, indices, w) in (("item", item_csr), ("context", context_csr)):
+        np.save(tmp / f"{prefix}_indptr.npy", indptr)
+        np.save(tmp / f"{prefix}_indices.npy", indices)
+        np.save(tmp / f"{prefix}_weights.npy", w)
+    pq.write_table(pa.table({"id": item_ids}), tmp / "item_ids.parquet")
+    pq.write_table(pa.table({"id": user_ids}), tmp / "context_ids.parquet")
+
+
 def build_graph(
     interactions: Path,
     out: Path,
@@ -156,93 +242,43 @@ def build_graph(
             interactions, columns, catalogue is None, batch_rows, pbar
         )
         if catalogue is not None:
-            order = pc.sort_indices(catalogue.column("item"))
-            catalogue = catalogue.take(order)
+            catalogue = catalogue.take(pc.sort_indices(catalogue.column("item")))
             item_ids = catalogue.column("item").combine_chunks()
-        num_items = len(item_ids)
-        key = np.empty(num_rows, dtype=np.int64)  # context * num_items + item
-        weights = None
-        filled = 0
-        for batch in iter_interactions(interactions, columns, batch_rows=batch_rows):
-            ii = pc.index_in(batch.item, value_set=item_ids)
-            kept = pc.is_valid(ii).to_numpy(zero_copy_only=False)
-            ui = pc.index_in(batch.user, value_set=user_ids).to_numpy(
-                zero_copy_only=False
-            )
-            ii = ii.to_numpy(zero_copy_only=False)
-            if not kept.all():
-                ui, ii = ui[kept], ii[kept].astype(np.int64)
-            n = len(ui)
-            np.multiply(ui, num_items, out=key[filled : filled + n], dtype=np.int64)
-            key[filled : filled + n] += ii
-            if batch.weight is not None:
-                if weights is None:
-                    weights = np.empty(num_rows, dtype=np.float32)
-                weights[filled : filled + n] = batch.weight[kept]
-            filled += n
-            pbar.update(len(kept))
-    key = key[:filled]
-    # The passes leave freed pages cached in Arrow's allocator: give them back before
-    # the sort, where the build's memory peaks.
-    pa.default_memory_pool().release_unused()
-    dropped = num_rows - filled
-    if dropped:
-        log.warning(
-            "%s: %d interactions name items missing from %s; dropped them",
-            interactions,
-            dropped,
-            items,
-        )
-    if filled == 0:
+        packed = _pack_keys(interactions, columns, user_ids, item_ids, batch_rows, pbar)
+    kept = len(packed.key)
+    if kept == 0:
         raise DataError(
             f"{interactions}: none of its items is in the catalogue {items}; "
             "check that both files use the same item ids."
         )
+    if kept < num_rows:
+        log.warning(
+            "%s: %d interactions name items missing from %s; dropped them",
+            interactions,
+            num_rows - kept,
+            items,
+        )
 
     t_sort = time.perf_counter()
-    key, merged_w = _merge_duplicates(
-        key, None if weights is None else weights[:filled]
-    )
-    del weights
-    ctx, item = _split_key(key, num_items)
-    del key
-    # Contexts whose every interaction was dropped would be isolated: drop them too.
-    present = np.bincount(ctx, minlength=len(user_ids)) > 0
-    if not present.all():
-        ctx = (np.cumsum(present) - 1).astype(np.int32)[ctx]
-        user_ids = user_ids.filter(pa.array(present))
-    num_contexts = len(user_ids)
-    context_csr = _csr(ctx, item, merged_w, num_contexts)
-    by_item = np.argsort(item, kind="stable")  # stable: contexts ascending per item
-    # Offsets need only per-item counts, so item[by_item] is never materialised.
-    item_csr = _csr(item, ctx[by_item], merged_w[by_item], num_items)
-    del by_item, ctx, item
+    item_csr, context_csr, user_ids = _bipartite_csr(packed, user_ids, len(item_ids))
     sort_seconds = time.perf_counter() - t_sort
-    num_edges = len(merged_w)
+    merged_w = context_csr[2]
 
-    feature_specs = []
     with atomic_dir(out, overwrite=True) as tmp:
-        for prefix, (indptr, indices, w) in (
-            ("item", item_csr),
-            ("context", context_csr),
-        ):
-            np.save(tmp / f"{prefix}_indptr.npy", indptr)
-            np.save(tmp / f"{prefix}_indices.npy", indices)
-            np.save(tmp / f"{prefix}_weights.npy", w)
-        pq.write_table(pa.table({"id": item_ids}), tmp / "item_ids.parquet")
-        pq.write_table(pa.table({"id": user_ids}), tmp / "context_ids.parquet")
+        _write_arrays(tmp, item_csr, context_csr, item_ids, user_ids)
+        feature_specs = []
         if catalogue is not None:
             feature_specs = write_features(
                 catalogue, tmp / "features", Path(items), feature_kinds
             )
         manifest = {
             "format_version": FORMAT_VERSION,
-            "num_items": num_items,
-            "num_contexts": num_contexts,
-            "num_edges": num_edges,
+            "num_items": len(item_ids),
+            "num_contexts": len(user_ids),
+            "num_edges": len(merged_w),
             "interactions_read": num_rows,
-            "duplicates_merged": filled - num_edges,
-            "dropped_unknown_items": dropped,
+            "duplicates_merged": kept - len(merged_w),
+            "dropped_unknown_items": num_rows - kept,
             "isolated_items": int((np.diff(item_csr[0]) == 0).sum()),
             "weighted": bool(not np.all(merged_w == 1.0)),
             "id_types": {"item": item_kind, "context": user_kind},
@@ -259,11 +295,11 @@ def build_graph(
         "built graph %s: %d items, %d contexts, %d edges (%d duplicates merged, %d "
         "dropped) in %.1fs",
         out,
-        num_items,
-        num_contexts,
-        num_edges,
+        manifest["num_items"],
+        manifest["num_contexts"],
+        manifest["num_edges"],
         manifest["duplicates_merged"],
-        dropped,
+        manifest["dropped_unknown_items"],
         manifest["build_seconds"],
     )
     return manifest
