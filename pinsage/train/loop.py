@@ -76,6 +76,72 @@ def _write_config(out: Path, cfg: PipelineConfig) -> None:
     (out / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
+def _start(
+    out: Path, cfg: PipelineConfig, graph: Graph, model, optimizers, resume: bool
+) -> tuple[int, float | None]:
+    """Restore a run's latest checkpoint (``resume``) or check that ``out`` is new.
+
+    Returns (first step to train, best metric so far).
+    """
+    if not resume:
+        if (out / "checkpoints").exists():
+            raise ConfigError(
+                f"{out} already holds a run; pass --resume to continue it."
+            )
+        return 0, None
+    checkpoint = load_checkpoint(out)
+    _check_graph_matches(checkpoint, graph, cfg)
+    model.load_state_dict(checkpoint["model"])
+    for optimizer, state in zip(optimizers, checkpoint["optimizer"], strict=True):
+        optimizer.load_state_dict(state)
+    set_rng_state(checkpoint["rng"])
+    return checkpoint["step"], checkpoint.get("best_metric")
+
+
+def _train_step(model, optimizers, dense_params, batch, cfg: TrainConfig, lr: float):
+    """One forward/backward/update on ``batch`` (already on the model's device)."""
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    device = batch.query_pos.device
+    model.train()
+    with torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
+    ):
+        loss = batch_loss(model, batch, cfg)
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    # Clipping covers the dense weights; sparse rows are bounded by SparseAdam.
+    torch.nn.utils.clip_grad_norm_(dense_params, cfg.grad_clip)
+    for optimizer in optimizers:
+        optimizer.step()
+    return loss
+
+
+def _save(
+    out: Path,
+    cfg: PipelineConfig,
+    graph: Graph,
+    model,
+    optimizers,
+    step: int,
+    best: float | None,
+) -> None:
+    save_checkpoint(
+        out,
+        {
+            "model": model.state_dict(),
+            "optimizer": [o.state_dict() for o in optimizers],
+            "config": asdict(cfg),
+            "step": step,
+            "best_metric": best,
+            "rng": rng_state(),
+            "graph": {"num_items": graph.num_items, "num_contexts": graph.num_contexts},
+        },
+    )
+
+
 def train(
     cfg: PipelineConfig,
     graph_dir: Path,
@@ -90,9 +156,9 @@ def train(
     """Train a PinSage model on ``graph_dir`` into the run directory ``out``.
 
     ``evaluate(model, store) -> dict`` (optional) is called at the end of each epoch
-    (or every ``train.eval_every`` steps) and its metrics are logged. ``until_step``
-    stops early with a checkpoint (a time-boxed job; ``resume`` continues it exactly).
-    Returns the last logged record.
+    (or every ``train.eval_every`` steps) and its metrics are logged; the best
+    ``recall@20`` is kept in checkpoints. ``until_step`` stops early with a checkpoint
+    (a time-boxed job; ``resume`` continues it exactly). Returns the last record.
     """
     out, dev, tc = Path(out), _device(device), cfg.train
     graph = load_graph(graph_dir)
@@ -101,38 +167,27 @@ def train(
     model = build_model(cfg, graph, store).to(dev)
     optimizers = make_optimizers(model, tc)
     dense_params = optimizers[0].param_groups[0]["params"]
+    start, best = _start(out, cfg, graph, model, optimizers, resume)
     total_steps = tc.epochs * tc.steps_per_epoch
-    start, best = 0, None
-    if resume:
-        checkpoint = load_checkpoint(out)
-        _check_graph_matches(checkpoint, graph, cfg)
-        model.load_state_dict(checkpoint["model"])
-        for optimizer, state in zip(optimizers, checkpoint["optimizer"], strict=True):
-            optimizer.load_state_dict(state)
-        set_rng_state(checkpoint["rng"])
-        start, best = checkpoint["step"], checkpoint.get("best_metric")
-        log.info("resuming %s at step %d of %d", out, start, total_steps)
-    elif (out / "checkpoints").exists():
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it.")
+    stop = total_steps if until_step is None else min(until_step, total_steps)
+    log.info("training %s: steps %d-%d of %d", out, start, stop, total_steps)
     out.mkdir(parents=True, exist_ok=True)
     _write_config(out, cfg)
-
-    stop = total_steps if until_step is None else min(until_step, total_steps)
-    maker = BatchMaker(Path(graph_dir), cfg, cfg.model.text_buckets).with_data(
-        graph, store
+    maker = BatchMaker(Path(graph_dir), cfg, cfg.model.text_buckets)
+    maker.with_data(graph, store)
+    loader = BatchLoader(
+        maker,
+        start,
+        stop,
+        num_workers=tc.num_workers,
+        prefetch=tc.prefetch,
+        kind=worker_kind,
+        pin_memory=dev.type == "cuda",
     )
     record: dict = {}
     t_start, pairs_seen = time.perf_counter(), 0
     with (
-        BatchLoader(
-            maker,
-            start,
-            stop,
-            num_workers=tc.num_workers,
-            prefetch=tc.prefetch,
-            kind=worker_kind,
-            pin_memory=dev.type == "cuda",
-        ) as loader,
+        loader,
         open(out / "metrics.jsonl", "a") as metrics,
         tqdm(
             total=total_steps, initial=start, desc="train", unit="step", disable=None
@@ -141,22 +196,8 @@ def train(
         for batch in loader:
             step = batch.step
             lr = lr_at(step, tc, total_steps)
-            for optimizer in optimizers:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
             batch = batch.to(dev, non_blocking=True)
-            model.train()
-            with torch.autocast(
-                dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"
-            ):
-                loss = batch_loss(model, batch, tc)
-            for optimizer in optimizers:
-                optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            # Clipping covers the dense weights; sparse rows are bounded by SparseAdam.
-            torch.nn.utils.clip_grad_norm_(dense_params, tc.grad_clip)
-            for optimizer in optimizers:
-                optimizer.step()
+            loss = _train_step(model, optimizers, dense_params, batch, tc, lr)
 
             pairs_seen += tc.batch_size
             elapsed = time.perf_counter() - t_start
@@ -164,7 +205,7 @@ def train(
                 "step": step + 1,
                 "epoch": step // tc.steps_per_epoch + 1,
                 "loss": round(loss.item(), 6),
-                "lr": group["lr"],
+                "lr": lr,
                 "pairs_per_s": round(pairs_seen / elapsed, 1),
                 "producer_wait": round(loader.wait_seconds / elapsed, 3),
             }
@@ -173,6 +214,8 @@ def train(
             if evaluate is not None and (due or (not tc.eval_every and epoch_end)):
                 model.eval()
                 record |= evaluate(model, store)
+                if "recall@20" in record:
+                    best = max(best or 0.0, record["recall@20"])
             metrics.write(json.dumps(record) + "\n")
             metrics.flush()
             bar.set_postfix(
@@ -181,25 +224,12 @@ def train(
             bar.update(1)
             periodic = tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0
             if periodic or step + 1 == stop:
-                save_checkpoint(
-                    out,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": [o.state_dict() for o in optimizers],
-                        "config": asdict(cfg),
-                        "step": step + 1,
-                        "best_metric": best,
-                        "rng": rng_state(),
-                        "graph": {
-                            "num_items": graph.num_items,
-                            "num_contexts": graph.num_contexts,
-                        },
-                    },
-                )
+                _save(out, cfg, graph, model, optimizers, step + 1, best)
     log.info(
-        "trained %s: %d steps in %.1fs",
+        "trained %s: steps %d-%d in %.1fs",
         out,
-        total_steps - start,
+        start,
+        stop,
         time.perf_counter() - t_start,
     )
     return record
