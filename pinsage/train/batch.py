@@ -78,6 +78,37 @@ def _positions(seeds: Tensor, ids: Tensor) -> Tensor:
     return torch.where(ids >= 0, pos, PAD)
 
 
+def _hard(
+    graph: CSRGraph,
+    starts: Tensor,
+    positives: Tensor,
+    num: int,
+    sampler: SamplerConfig,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    *,
+    active: bool,
+    from_context: bool,
+) -> Tensor:
+    """Hard negatives of one objective, PAD where inactive or equal to the positive.
+
+    Shapes: starts, positives (B,) -> (B, num) item ids, PAD = -1.
+    """
+    if not (num and active):
+        return torch.full((starts.numel(), num), PAD, dtype=torch.long)
+    hard = hard_negatives(
+        graph,
+        starts,
+        num,
+        cfg.hard_band,
+        sampler,
+        generator=gen,
+        from_context=from_context,
+    )
+    # A positive ranked inside the band is no negative.
+    return torch.where(hard == positives.unsqueeze(1), PAD, hard)
+
+
 def make_batch(
     graph: CSRGraph,
     store: FeatureStore,
@@ -97,31 +128,29 @@ def make_batch(
         cfg.num_random_negatives, graph.num_items, negative_probs, generator=gen
     )
     num_hard = hard_negatives_at(epoch, cfg.max_hard_negatives)
-    use_items = cfg.objective in ("item", "both")
     use_contexts = cfg.objective in ("context", "both")
-    empty = torch.full((cfg.batch_size, num_hard), PAD, dtype=torch.long)
-    item_hard = context_hard = empty
-    if num_hard and use_items:
-        item_hard = hard_negatives(
-            graph, pairs.queries, num_hard, cfg.hard_band, sampler, generator=gen
-        )
-        # A positive ranked inside the band is no negative.
-        item_hard = torch.where(
-            item_hard == pairs.positives.unsqueeze(1), PAD, item_hard
-        )
-    if num_hard and use_contexts:
-        context_hard = hard_negatives(
-            graph,
-            pairs.contexts,
-            num_hard,
-            cfg.hard_band,
-            sampler,
-            generator=gen,
-            from_context=True,
-        )
-        context_hard = torch.where(
-            context_hard == pairs.queries.unsqueeze(1), PAD, context_hard
-        )
+    item_hard = _hard(
+        graph,
+        pairs.queries,
+        pairs.positives,
+        num_hard,
+        sampler,
+        cfg,
+        gen,
+        active=cfg.objective in ("item", "both"),
+        from_context=False,
+    )
+    context_hard = _hard(
+        graph,
+        pairs.contexts,
+        pairs.queries,
+        num_hard,
+        sampler,
+        cfg,
+        gen,
+        active=use_contexts,
+        from_context=True,
+    )
     wanted = [
         pairs.queries,
         pairs.positives,
