@@ -67,6 +67,58 @@ def _nearest(
     return top.indices.numpy(), top.values.numpy()
 
 
+class _Catalogue:
+    """Planted cluster and features of every item, for printing and judging."""
+
+    def __init__(self, data_dir: Path) -> None:
+        meta = pq.read_table(
+            data_dir / "items.parquet", columns=["item", "category", "title"]
+        )
+        meta = meta.join(pq.read_table(data_dir / "item_clusters.parquet"), "item")
+        self.info = {row["item"]: row for row in meta.to_pylist()}
+
+    def describe(self, item) -> str:
+        row = self.info[item]
+        return f"cluster {row['cluster']:>2}  {row['category']:<6} '{row['title']}'"
+
+    def same_cluster(self, a, b) -> bool:
+        return self.info[a]["cluster"] == self.info[b]["cluster"]
+
+
+def _print_neighborhoods(doc: dict, cat: _Catalogue, echo) -> None:
+    same = total = 0
+    for entry in doc["seeds"]:
+        seed = entry["item"]
+        echo(f"\nitem {seed}  ({cat.describe(seed)})")
+        shown = f"top {NEIGHBORS_SHOWN} of {len(entry['neighbors'])}"
+        echo(f"  {shown} neighbours by visits:")
+        for n in entry["neighbors"][:NEIGHBORS_SHOWN]:
+            counts = f"visits {n['visits']:>4}  alpha {n['weight']:.3f}"
+            echo(f"    {n['item']!s:>7}  {counts}  {cat.describe(n['item'])}")
+        same += sum(cat.same_cluster(n["item"], seed) for n in entry["neighbors"])
+        total += len(entry["neighbors"])
+    echo(f"\n{same}/{total} sampled neighbours share their seed's planted cluster")
+
+
+def _print_nearest(
+    items: list,
+    nearest: np.ndarray,
+    scores: np.ndarray,
+    graph: Graph,
+    cat: _Catalogue,
+    echo,
+) -> None:
+    same = 0
+    echo("\nnearest items by the trained embeddings:")
+    for seed, row, row_scores in zip(items, nearest, scores, strict=True):
+        echo(f"\nitem {seed}  ({cat.describe(seed)})")
+        for index, score in zip(row.tolist(), row_scores.tolist(), strict=True):
+            item = graph.item_ids[index].as_py()
+            same += cat.same_cluster(item, seed)
+            echo(f"    {item!s:>7}  score {score:.3f}  {cat.describe(item)}")
+    echo(f"\n{same}/{nearest.size} nearest items share their seed's planted cluster")
+
+
 def run_demo(
     out: Path, *, cfg: PipelineConfig | None = None, echo: Callable[[str], None] = print
 ) -> dict:
@@ -89,46 +141,14 @@ def run_demo(
         f"graph: {m['num_items']:,} items, {m['num_contexts']:,} users, "
         f"{m['num_edges']:,} edges"
     )
-    meta = pq.read_table(
-        data_dir / "items.parquet", columns=["item", "category", "title"]
-    )
-    meta = meta.join(pq.read_table(data_dir / "item_clusters.parquet"), "item")
-    info = {row["item"]: row for row in meta.to_pylist()}
-
-    def describe(item) -> str:
-        row = info[item]
-        return f"cluster {row['cluster']:>2}  {row['category']:<6} '{row['title']}'"
-
+    cat = _Catalogue(data_dir)
     rng = np.random.default_rng(cfg.sampler.seed)
     sample = _sample_items(graph.csr.item_degrees().numpy(), rng)
     items = graph.item_ids.take(sample).to_pylist()
     doc = describe_neighborhoods(graph, items, [], cfg.sampler)
-    same = total = 0
-    for entry in doc["seeds"]:
-        seed = entry["item"]
-        echo(f"\nitem {seed}  ({describe(seed)})")
-        shown = f"top {NEIGHBORS_SHOWN} of {len(entry['neighbors'])}"
-        echo(f"  {shown} neighbours by visits:")
-        for n in entry["neighbors"][:NEIGHBORS_SHOWN]:
-            counts = f"visits {n['visits']:>4}  alpha {n['weight']:.3f}"
-            echo(f"    {n['item']!s:>7}  {counts}  {describe(n['item'])}")
-        same += sum(
-            info[n["item"]]["cluster"] == info[seed]["cluster"]
-            for n in entry["neighbors"]
-        )
-        total += len(entry["neighbors"])
-    echo(f"\n{same}/{total} sampled neighbours share their seed's planted cluster")
-
+    _print_neighborhoods(doc, cat, echo)
     _train_once(cfg, out / "graph", out / "run")
     nearest, scores = _nearest(cfg, graph, out / "run", sample)
-    same = 0
-    echo("\nnearest items by the trained embeddings:")
-    for seed, row, row_scores in zip(items, nearest, scores, strict=True):
-        echo(f"\nitem {seed}  ({describe(seed)})")
-        for index, score in zip(row.tolist(), row_scores.tolist(), strict=True):
-            item = graph.item_ids[index].as_py()
-            same += info[item]["cluster"] == info[seed]["cluster"]
-            echo(f"    {item!s:>7}  score {score:.3f}  {describe(item)}")
-    echo(f"\n{same}/{nearest.size} nearest items share their seed's planted cluster")
+    _print_nearest(items, nearest, scores, graph, cat, echo)
     log.info("demo finished in %.1fs (outputs in %s)", time.perf_counter() - t0, out)
     return {"neighborhoods": doc, "nearest": nearest.tolist()}
