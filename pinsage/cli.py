@@ -372,7 +372,7 @@ def train_cmd(
 def eval_cmd(
     run_dir: Path, graph_dir: Path, test_file: Path, ks: tuple[int, ...], as_json: bool
 ) -> None:
-    """Recall/NDCG@K (users -> items) and hit-rate@K/MRR (items -> items) of a run."""
+    """Evaluate a run: recall/NDCG@K for users, hit-rate@K/MRR for items."""
     from pinsage.eval.job import evaluate_run
 
     metrics = evaluate_run(run_dir, graph_dir, test_file, sorted(set(ks)))
