@@ -176,3 +176,20 @@ def test_batch_positions_point_at_the_right_items(graph_dir):
         strict=True,
     ):
         assert q in ctx_items[c] and p in ctx_items[c]
+
+
+def test_resume_on_another_graph_is_refused(graph_dir, tmp_path):
+    data = synthesize(
+        SynthConfig(num_items=200, num_users=100, num_edges=2000), tmp_path / "d2"
+    )
+    build_graph(
+        data / "interactions.parquet", tmp_path / "g2", items=data / "items.parquet"
+    )
+    train(_cfg(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
+    with pytest.raises(CheckpointError, match="trained on a graph with"):
+        train(
+            _cfg(epochs=1, steps_per_epoch=2),
+            tmp_path / "g2",
+            tmp_path / "r",
+            resume=True,
+        )
