@@ -27,8 +27,7 @@ from common import CACHE, emit, machine  # noqa: E402
 from pinsage.config import load_config  # noqa: E402
 from pinsage.data.importers import import_lightgcn  # noqa: E402
 from pinsage.data.synth import SynthConfig, synthesize  # noqa: E402
-from pinsage.eval.job import evaluate_run, read_test_csr  # noqa: E402
-from pinsage.eval.metrics import popularity_metrics  # noqa: E402
+from pinsage.eval.job import evaluate_run, popularity_baseline  # noqa: E402
 from pinsage.graph import build_graph, load_graph  # noqa: E402
 from pinsage.train import train  # noqa: E402
 
@@ -75,16 +74,7 @@ def _synthetic() -> tuple[Path, Path, dict]:
     data = synthesize(synth, CACHE / "quality-synth-data")
     graph = CACHE / "quality-synth-graph"
     build_graph(data / "interactions.parquet", graph, items=data / "items.parquet")
-    g = load_graph(graph)
-    test_indptr, test_indices, _ = read_test_csr(data / "test.parquet", g)
-    popularity = popularity_metrics(
-        g.csr.context_indptr,
-        g.csr.context_indices.long(),
-        test_indptr,
-        test_indices,
-        g.num_items,
-        [20],
-    )
+    popularity = popularity_baseline(load_graph(graph), data / "test.parquet", (20,))
     return graph, data / "test.parquet", {"popularity": popularity}
 
 

@@ -23,6 +23,7 @@ from pinsage.data.contract import InteractionColumns, iter_interactions
 from pinsage.eval.metrics import (
     heldout_item_pairs,
     item_to_item_metrics,
+    popularity_metrics,
     ranking_metrics,
 )
 from pinsage.graph.store import Graph, load_graph
@@ -33,7 +34,7 @@ from pinsage.seeding import generator_for
 from pinsage.train.checkpoint import load_checkpoint
 from pinsage.train.model import build_model
 
-__all__ = ["evaluate_run", "evaluator", "read_test_csr"]
+__all__ = ["evaluate_run", "evaluator", "popularity_baseline", "read_test_csr"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,21 @@ def read_test_csr(path: Path, graph: Graph) -> tuple[Tensor, Tensor, dict]:
     np.cumsum(np.bincount(ctx, minlength=graph.num_contexts), out=indptr[1:])
     counts = {"test_rows": read, "test_rows_unknown": read - len(ctx)}
     return torch.from_numpy(indptr), torch.from_numpy(itm[order]), counts
+
+
+def popularity_baseline(
+    graph: Graph, test_file: Path, ks: Sequence[int] = (20,)
+) -> dict:
+    """Recall/NDCG@K of ranking every user's unseen items by training popularity."""
+    test_indptr, test_indices, _ = read_test_csr(test_file, graph)
+    return popularity_metrics(
+        graph.csr.context_indptr,
+        graph.csr.context_indices.long(),
+        test_indptr,
+        test_indices,
+        graph.num_items,
+        ks,
+    )
 
 
 def evaluator(

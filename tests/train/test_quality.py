@@ -10,8 +10,7 @@ import torch
 
 from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig, TrainConfig
 from pinsage.data.synth import SynthConfig, synthesize
-from pinsage.eval.job import evaluator, read_test_csr
-from pinsage.eval.metrics import popularity_metrics
+from pinsage.eval.job import evaluator, popularity_baseline
 from pinsage.graph import build_graph, load_graph
 from pinsage.nn.features import FeatureStore
 from pinsage.train import load_checkpoint, train
@@ -43,15 +42,7 @@ def test_trained_model_beats_popularity_and_untrained(tmp_path):
             temperature=0.1,
         ),
     )
-    test_indptr, test_indices, _ = read_test_csr(data / "test.parquet", g)
-    popularity = popularity_metrics(
-        g.csr.context_indptr,
-        g.csr.context_indices.long(),
-        test_indptr,
-        test_indices,
-        g.num_items,
-        [20],
-    )["recall@20"]
+    popularity = popularity_baseline(g, data / "test.parquet", (20,))["recall@20"]
     evaluate = evaluator(g, data / "test.parquet", cfg)
     store = FeatureStore.from_graph(g, text_buckets=4096)
     torch.manual_seed(0)
