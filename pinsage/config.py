@@ -54,6 +54,7 @@ class SamplerConfig:
 AGGREGATORS = ("importance", "mean", "max", "attention")
 LOSSES = ("margin", "softmax")
 OBJECTIVES = ("item", "context", "both")
+NEIGHBORHOODS = ("batch", "epoch")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,14 @@ class TrainConfig:
     num_random_negatives: int = 500  # shared by the minibatch, as in the paper
     # Random negatives ~ popularity^beta: 0 uniform; the softmax corrects by log q.
     negative_popularity_power: float = 0.0
+    # Also use the minibatch's engaged items as shared negatives (popular ones, met
+    # as often as they are engaged; mixed log q correction).
+    in_batch_negatives: bool = False
+    # Where training neighbourhoods come from: fresh walks for every minibatch
+    # ("batch", the paper's producer) or one table of every node's neighbourhood per
+    # epoch, re-drawn each epoch ("epoch": a step is then a lookup, several times
+    # cheaper on small graphs; memory nodes x top_k).
+    neighborhoods: str = "batch"
     max_hard_negatives: int = 3  # curriculum cap per query
     # Hard negatives come from this band of a query's walk-visit (PPR) ranking,
     # as a share of the catalogue: the paper's ranks 2000-5000 of billions are "related
@@ -136,6 +145,11 @@ class TrainConfig:
                 )
         if self.loss not in LOSSES:
             raise ConfigError(f"train.loss must be one of {LOSSES}, got '{self.loss}'")
+        if self.neighborhoods not in NEIGHBORHOODS:
+            raise ConfigError(
+                f"train.neighborhoods must be one of {NEIGHBORHOODS}, "
+                f"got '{self.neighborhoods}'"
+            )
         if self.objective not in OBJECTIVES:
             raise ConfigError(
                 f"train.objective must be one of {OBJECTIVES}, got '{self.objective}'"

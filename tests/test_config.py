@@ -1,6 +1,12 @@
 import pytest
 
-from pinsage.config import PipelineConfig, SamplerConfig, load_config, load_section
+from pinsage.config import (
+    PipelineConfig,
+    SamplerConfig,
+    TrainConfig,
+    load_config,
+    load_section,
+)
 from pinsage.errors import ConfigError
 
 
@@ -25,6 +31,11 @@ def test_unknown_key_names_nearest(tmp_path):
 def test_bad_values(raw, match):
     with pytest.raises(ConfigError, match=match):
         load_section(SamplerConfig, raw, "sampler")
+
+
+def test_bad_train_choice_names_the_choices():
+    with pytest.raises(ConfigError, match=r"train.neighborhoods must be one of"):
+        load_section(TrainConfig, {"neighborhoods": "walks"}, "train")
 
 
 def test_int_accepted_for_float_and_nested(tmp_path):

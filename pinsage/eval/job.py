@@ -28,8 +28,8 @@ from pinsage.eval.metrics import (
 )
 from pinsage.graph.store import Graph, load_graph
 from pinsage.infer.local import embed_all
-from pinsage.infer.table import neighborhood_table
 from pinsage.nn.features import FeatureStore
+from pinsage.sampler.table import neighborhood_table
 from pinsage.seeding import generator_for
 from pinsage.train.checkpoint import load_checkpoint
 from pinsage.train.model import build_model

@@ -6,7 +6,9 @@ from pinsage.sampler.blocks import (
     build_blocks,
     context_blocks,
     item_blocks,
+    table_lookup,
 )
+from pinsage.sampler.table import CHUNK, neighborhood_table
 from pinsage.sampler.walks import (
     PAD,
     Neighbors,
@@ -17,6 +19,7 @@ from pinsage.sampler.walks import (
 )
 
 __all__ = [
+    "CHUNK",
     "PAD",
     "Block",
     "ComputationGraph",
@@ -26,6 +29,8 @@ __all__ = [
     "context_neighbors",
     "item_blocks",
     "item_neighbors",
+    "neighborhood_table",
     "top_visited",
+    "table_lookup",
     "walk_visits",
 ]

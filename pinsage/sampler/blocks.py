@@ -21,7 +21,14 @@ from pinsage.config import SamplerConfig
 from pinsage.graph.store import CSRGraph
 from pinsage.sampler.walks import Neighbors, context_neighbors, item_neighbors
 
-__all__ = ["Block", "ComputationGraph", "build_blocks", "context_blocks", "item_blocks"]
+__all__ = [
+    "Block",
+    "ComputationGraph",
+    "build_blocks",
+    "context_blocks",
+    "item_blocks",
+    "table_lookup",
+]
 
 NeighborFn = Callable[[Tensor], Neighbors]
 
@@ -151,6 +158,15 @@ def build_blocks(
         blocks.append(_block(dst, nbrs, top_is_context))
         dst = blocks[-1].src_nodes
     return ComputationGraph(blocks[::-1])
+
+
+def table_lookup(table: Neighbors) -> NeighborFn:
+    """Neighbourhoods read from a precomputed table whose row r is node r's."""
+
+    def lookup(dst: Tensor) -> Neighbors:
+        return Neighbors(*(part.index_select(0, dst) for part in table))
+
+    return lookup
 
 
 def item_blocks(

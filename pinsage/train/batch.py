@@ -15,11 +15,22 @@ from torch import Tensor
 from pinsage.config import SamplerConfig, TrainConfig
 from pinsage.graph.store import CSRGraph
 from pinsage.nn.features import FeatureBatch, FeatureStore
-from pinsage.sampler.blocks import ComputationGraph, context_blocks, item_blocks
-from pinsage.sampler.walks import PAD
+from pinsage.sampler.blocks import (
+    ComputationGraph,
+    build_blocks,
+    context_blocks,
+    item_blocks,
+    table_lookup,
+)
+from pinsage.sampler.walks import PAD, Neighbors
 from pinsage.seeding import generator_for
 from pinsage.train.examples import sample_positive_pairs
-from pinsage.train.negatives import hard_negatives, hard_negatives_at, random_negatives
+from pinsage.train.negatives import (
+    hard_negatives,
+    hard_negatives_at,
+    random_negatives,
+    with_batch_items,
+)
 
 __all__ = ["TrainBatch", "make_batch"]
 
@@ -32,10 +43,11 @@ class TrainBatch:
     ``contexts`` the contexts of the engagements (None for the item objective).
     Positions index the seeds of those graphs. Shapes: B pairs, R shared negatives,
     H hard negatives per query: query_pos, positive_pos, context_pos, item_pair (B,);
-    negative_pos (R,), negative_log_q (R,); item_negative_ok and context_negative_ok
-    (B, R) False where a random negative is that objective's positive (the pair's
-    positive item, or the context's query item); item_hard_pos, context_hard_pos
-    (B, H), -1 = none.
+    negative_pos (R,), negative_log_q (R,) (R = random negatives, plus B engaged
+    items with ``in_batch_negatives``); item_negative_ok and context_negative_ok
+    (B, R) False where a shared negative is that objective's positive (the pair's
+    positive item, or the context's query item) or the query itself; item_hard_pos,
+    context_hard_pos (B, H), -1 = none.
     """
 
     step: int
@@ -117,16 +129,20 @@ def make_batch(
     step: int,
     epoch: int,
     negative_probs: Tensor | None,
+    tables: tuple[Neighbors, Neighbors] | None = None,
 ) -> TrainBatch:
     """Build minibatch ``step`` (in 1-based ``epoch``) of a run.
 
-    See the module docstring.
+    Neighbourhoods come from fresh walks, or from ``tables`` (every item's and every
+    context's, ``cfg.neighborhoods == "epoch"``). See the module docstring.
     """
     gen = generator_for(cfg.seed, step)
     pairs = sample_positive_pairs(graph, cfg.batch_size, generator=gen)
     neg_ids, log_q = random_negatives(
         cfg.num_random_negatives, graph.num_items, negative_probs, generator=gen
     )
+    if cfg.in_batch_negatives:
+        neg_ids, log_q = with_batch_items(graph, neg_ids, pairs.queries, negative_probs)
     num_hard = hard_negatives_at(epoch, cfg.max_hard_negatives)
     use_contexts = cfg.objective in ("context", "both")
     item_hard = _hard(
@@ -151,20 +167,25 @@ def make_batch(
         active=use_contexts,
         from_context=True,
     )
-    wanted = [
-        pairs.queries,
-        pairs.positives,
-        neg_ids,
-        item_hard.flatten(),
-        context_hard.flatten(),
-    ]
-    item_seeds = torch.unique(torch.cat(wanted))
+    # The context objective's positive is the query: the pair's other item is unused.
+    positives = pairs.positives if cfg.objective != "context" else pairs.queries
+    wanted = [pairs.queries, positives, neg_ids, item_hard.flatten(), context_hard]
+    item_seeds = torch.unique(torch.cat([w.flatten() for w in wanted]))
     item_seeds = item_seeds[item_seeds >= 0]
-    items = item_blocks(graph, item_seeds, sampler, generator=gen)
     contexts = context_features = None
     context_seeds = torch.unique(pairs.contexts)
-    if use_contexts:
-        contexts = context_blocks(graph, context_seeds, sampler, generator=gen)
+    if tables is None:
+        items = item_blocks(graph, item_seeds, sampler, generator=gen)
+        if use_contexts:
+            contexts = context_blocks(graph, context_seeds, sampler, generator=gen)
+    else:
+        item_fn, context_fn = table_lookup(tables[0]), table_lookup(tables[1])
+        items = build_blocks(item_seeds, sampler.num_layers, item_fn)
+        if use_contexts:
+            contexts = build_blocks(
+                context_seeds, sampler.num_layers, item_fn, context_fn=context_fn
+            )
+    if contexts is not None:
         context_features = store.gather(contexts.input_nodes)
     return TrainBatch(
         step=step,
@@ -173,12 +194,14 @@ def make_batch(
         contexts=contexts,
         context_features=context_features,
         query_pos=_positions(item_seeds, pairs.queries),
-        positive_pos=_positions(item_seeds, pairs.positives),
+        positive_pos=_positions(item_seeds, positives),
         context_pos=_positions(context_seeds, pairs.contexts),
         item_pair=pairs.item_pair,
         negative_pos=_positions(item_seeds, neg_ids),
         negative_log_q=log_q,
-        item_negative_ok=neg_ids.unsqueeze(0) != pairs.positives.unsqueeze(1),
+        # A query is no negative of itself, nor its positive.
+        item_negative_ok=(neg_ids != pairs.positives.unsqueeze(1))
+        & (neg_ids != pairs.queries.unsqueeze(1)),
         context_negative_ok=neg_ids.unsqueeze(0) != pairs.queries.unsqueeze(1),
         item_hard_pos=_positions(item_seeds, item_hard),
         context_hard_pos=_positions(item_seeds, context_hard),

@@ -19,8 +19,11 @@ from typing import Any
 import torch
 
 from pinsage.errors import CheckpointError
+from pinsage.graph.store import Graph
 
 __all__ = [
+    "check_graph",
+    "graph_key",
     "latest_checkpoint",
     "load_checkpoint",
     "rng_state",
@@ -99,3 +102,18 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
             f"{path}: not a pinsage checkpoint (missing {sorted(missing)})."
         )
     return checkpoint
+
+
+def graph_key(graph: Graph) -> dict:
+    """What a checkpoint records of its graph (``checkpoint["graph"]``)."""
+    return {"num_items": graph.num_items, "num_contexts": graph.num_contexts}
+
+
+def check_graph(checkpoint: dict[str, Any], graph: Graph, where: Path) -> None:
+    """`CheckpointError` unless ``checkpoint`` was trained on a graph of this shape."""
+    saved, now = checkpoint.get("graph", {}), graph_key(graph)
+    if saved and saved != now:
+        raise CheckpointError(
+            f"{where} was trained on a graph with {saved}, but {graph.path} has "
+            f"{now}; pass the graph the run was trained on, or train a new run."
+        )

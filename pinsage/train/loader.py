@@ -5,8 +5,8 @@ the consumer takes step s from queue s % num_workers. Order is therefore fixed a
 batch is a function of (seed, step) alone (`pinsage.train.batch`), so the number and
 kind of workers never changes what is trained on. Workers are threads (the default:
 torch ops release the GIL, and on 2 cores they measured 1.6x faster than processes,
-benchmarks/loader.py) or processes (Python glue runs beside the trainer too; worth it
-with spare cores). ``num_workers=0`` builds batches inline.
+benchmarks/train_throughput.py) or processes (Python glue runs beside the trainer too;
+worth it with spare cores). ``num_workers=0`` builds batches inline.
 """
 
 from __future__ import annotations
@@ -16,21 +16,26 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
 
 from pinsage.config import PipelineConfig
-from pinsage.graph.store import Graph, load_graph
+from pinsage.graph.store import CSRGraph, Graph, load_graph
 from pinsage.nn.features import FeatureStore
+from pinsage.sampler.table import neighborhood_table
+from pinsage.sampler.walks import Neighbors
+from pinsage.seeding import derive_seed
 from pinsage.train.batch import TrainBatch, make_batch
 from pinsage.train.negatives import negative_distribution
 
 __all__ = ["BatchLoader", "BatchMaker"]
 
 log = logging.getLogger(__name__)
+
+_TABLE_SEED = 0x7AB1E  # tags the per-epoch tables' seed apart from the batches'
 
 # How long a worker waits on a full queue before re-checking the stop flag (seconds).
 _POLL = 0.1
@@ -51,6 +56,8 @@ class BatchMaker:
 
     def __post_init__(self) -> None:
         self._state = None
+        self._tables: dict[int, tuple[Neighbors, Neighbors]] = {}
+        self._tables_lock = threading.Lock()
 
     def with_data(self, graph: Graph, store: FeatureStore) -> BatchMaker:
         """Use an already loaded graph and feature store (no second load)."""
@@ -59,9 +66,36 @@ class BatchMaker:
         return self
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_state"} | {
-            "_state": None
-        }
+        local = ("_state", "_tables", "_tables_lock")
+        return {k: v for k, v in self.__dict__.items() if k not in local}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
+    def _epoch_tables(self, csr: CSRGraph, epoch: int) -> tuple[Neighbors, Neighbors]:
+        """Every item's and context's neighbourhood for ``epoch``, drawn once.
+
+        Seeded by (train seed, epoch) alone, so any worker builds the same tables; the
+        lock makes threads share one build, and only two epochs are kept.
+        """
+        with self._tables_lock:
+            if epoch not in self._tables:
+                t0 = time.perf_counter()
+                seed = derive_seed(self.cfg.train.seed, _TABLE_SEED, epoch)
+                sampler = replace(self.cfg.sampler, seed=seed)
+                self._tables[epoch] = (
+                    neighborhood_table(csr, sampler),
+                    neighborhood_table(csr, sampler, contexts=True),
+                )
+                for old in [e for e in self._tables if e < epoch - 1]:
+                    del self._tables[old]
+                log.info(
+                    "epoch %d neighbourhood tables in %.1fs",
+                    epoch,
+                    time.perf_counter() - t0,
+                )
+            return self._tables[epoch]
 
     def __call__(self, step: int) -> TrainBatch:
         """Build batch ``step`` (loading the graph and features on first use)."""
@@ -72,8 +106,11 @@ class BatchMaker:
             )
         csr, store, probs = self._state
         epoch = step // self.cfg.train.steps_per_epoch + 1
+        tables = None
+        if self.cfg.train.neighborhoods == "epoch":
+            tables = self._epoch_tables(csr, epoch)
         return make_batch(
-            csr, store, self.cfg.sampler, self.cfg.train, step, epoch, probs
+            csr, store, self.cfg.sampler, self.cfg.train, step, epoch, probs, tables
         )
 
 

@@ -20,10 +20,12 @@ import yaml
 from tqdm.auto import tqdm
 
 from pinsage.config import PipelineConfig, TrainConfig, load_section
-from pinsage.errors import CheckpointError, ConfigError
+from pinsage.errors import ConfigError
 from pinsage.graph.store import Graph, load_graph
 from pinsage.nn.features import FeatureStore
 from pinsage.train.checkpoint import (
+    check_graph,
+    graph_key,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -52,14 +54,10 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _check_graph_matches(checkpoint: dict, graph: Graph, cfg: PipelineConfig) -> None:
-    saved = checkpoint.get("graph", {})
-    now = {"num_items": graph.num_items, "num_contexts": graph.num_contexts}
-    if saved and saved != now:
-        raise CheckpointError(
-            f"checkpoint was trained on a graph with {saved}, this graph has {now}; "
-            "train a new run for this graph."
-        )
+def _check_graph_matches(
+    checkpoint: dict, graph: Graph, cfg: PipelineConfig, out: Path
+) -> None:
+    check_graph(checkpoint, graph, out)
     saved_cfg = load_section(PipelineConfig, checkpoint["config"], "checkpoint config")
     if (
         saved_cfg.model != cfg.model
@@ -90,7 +88,7 @@ def _start(
             )
         return 0, None
     checkpoint = load_checkpoint(out)
-    _check_graph_matches(checkpoint, graph, cfg)
+    _check_graph_matches(checkpoint, graph, cfg, out)
     model.load_state_dict(checkpoint["model"])
     for optimizer, state in zip(optimizers, checkpoint["optimizer"], strict=True):
         optimizer.load_state_dict(state)
@@ -137,7 +135,7 @@ def _save(
             "step": step,
             "best_metric": best,
             "rng": rng_state(),
-            "graph": {"num_items": graph.num_items, "num_contexts": graph.num_contexts},
+            "graph": graph_key(graph),
         },
     )
 

@@ -22,6 +22,7 @@ __all__ = [
     "hard_negatives_at",
     "negative_distribution",
     "random_negatives",
+    "with_batch_items",
 ]
 
 
@@ -53,6 +54,32 @@ def random_negatives(
         return ids, torch.full((num,), math.log(num / num_items))
     ids = torch.multinomial(probs, num, replacement=True, generator=generator)
     return ids, (probs.index_select(0, ids) * num).log().float()
+
+
+def with_batch_items(
+    graph: CSRGraph,
+    random_ids: Tensor,
+    batch_items: Tensor,
+    probs: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    """Random negatives plus the minibatch's engaged items, and their mixed correction.
+
+    Engaged items are a second sample, by popularity: an engagement names item n with
+    probability p_n = degree_n / edges. Together the two samples hold n R r_n + B p_n
+    times in expectation (r: the random negatives' distribution), and the softmax
+    correction subtracts the log of that from every negative's logit (mixed negative
+    sampling, Yang et al. 2020), so popular items are met often but not over-penalised.
+    Shapes: random_ids (R,), batch_items (B,), probs (I,) or None -> (ids (R+B,),
+    log_expected (R+B,) float32).
+    """
+    ids = torch.cat([random_ids, batch_items])
+    if probs is None:
+        r = torch.full(ids.shape, 1.0 / graph.num_items, dtype=torch.float64)
+    else:
+        r = probs.index_select(0, ids)
+    p = graph.item_degree.index_select(0, ids).double() / graph.num_edges
+    expected = random_ids.numel() * r + batch_items.numel() * p
+    return ids, expected.log().float()
 
 
 def hard_negatives_at(epoch: int, cap: int) -> int:

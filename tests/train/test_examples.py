@@ -7,7 +7,12 @@ import torch
 from pinsage.config import SamplerConfig
 from pinsage.sampler import PAD, item_neighbors
 from pinsage.train.examples import sample_positive_pairs
-from pinsage.train.negatives import hard_negatives, hard_negatives_at, random_negatives
+from pinsage.train.negatives import (
+    hard_negatives,
+    hard_negatives_at,
+    random_negatives,
+    with_batch_items,
+)
 from tests.helpers import csr_from_edges
 
 # contexts 0: items {0, 1, 2}; 1: {2, 3}; 2: {4} (single item)
@@ -49,6 +54,25 @@ def test_random_negatives_uniform_and_weighted_log_q():
     assert set(ids.tolist()) <= {0, 1} and torch.allclose(
         log_q, torch.full((100,), np.log(50.0)).float()
     )
+
+
+def test_batch_items_correction_is_the_expected_count_in_the_mixed_sample():
+    # Empirically: R uniform negatives plus the queries of B sampled engagements hold
+    # item n, on average, exp(log_q_n) times.
+    g = csr_from_edges(**GRAPH)
+    gen = torch.Generator().manual_seed(0)
+    trials, r, b = 40_000, 4, 3
+    random_ids, _ = random_negatives(r * trials, 6, None, generator=gen)
+    engaged = sample_positive_pairs(g, b * trials, generator=gen).queries
+    counts = torch.bincount(torch.cat([random_ids, engaged]), minlength=6) / trials
+    ids, log_q = with_batch_items(
+        g, torch.zeros(r, dtype=torch.long), torch.arange(6)[:b], None
+    )
+    # Closed form for this graph: degrees (1, 1, 2, 1, 1, 0) of 6 edges.
+    degree = torch.tensor([1, 1, 2, 1, 1, 0], dtype=torch.double)
+    want = r / 6 + b * degree / 6
+    torch.testing.assert_close(counts.double(), want, atol=0.03, rtol=0)
+    torch.testing.assert_close(log_q.double(), want[ids].log(), atol=1e-6, rtol=0)
 
 
 def test_curriculum():

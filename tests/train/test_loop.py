@@ -47,8 +47,11 @@ def _params(run):
     return load_checkpoint(run)["model"]
 
 
-def test_resume_ends_with_exactly_the_parameters_of_a_straight_run(graph_dir, tmp_path):
-    cfg = _cfg()
+@pytest.mark.parametrize("neighborhoods", ["batch", "epoch"])
+def test_resume_ends_with_exactly_the_parameters_of_a_straight_run(
+    graph_dir, tmp_path, neighborhoods
+):
+    cfg = _cfg(neighborhoods=neighborhoods)
     train(cfg, graph_dir, tmp_path / "straight")
     train(cfg, graph_dir, tmp_path / "split", until_step=3)
     assert load_checkpoint(tmp_path / "split")["step"] == 3
@@ -89,8 +92,9 @@ def test_objectives_and_losses_train(graph_dir, tmp_path, loss, objective):
     assert record["step"] == 2 and record["loss"] > 0
 
 
-def test_same_batches_whatever_the_workers(graph_dir):
-    cfg = _cfg()
+@pytest.mark.parametrize("neighborhoods", ["batch", "epoch"])
+def test_same_batches_whatever_the_workers(graph_dir, neighborhoods):
+    cfg = _cfg(neighborhoods=neighborhoods)
     maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
     inline = list(BatchLoader(maker, 2, 6, num_workers=0))
     with BatchLoader(maker, 2, 6, num_workers=2, kind="thread") as loader:
@@ -103,8 +107,9 @@ def test_same_batches_whatever_the_workers(graph_dir):
         )
 
 
-def test_process_workers_match_inline_and_shut_down(graph_dir):
-    cfg = _cfg()
+@pytest.mark.parametrize("neighborhoods", ["batch", "epoch"])
+def test_process_workers_match_inline_and_shut_down(graph_dir, neighborhoods):
+    cfg = _cfg(neighborhoods=neighborhoods)
     maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
     with BatchLoader(maker, 0, 3, num_workers=2, kind="process") as loader:
         got = [b.items.input_nodes for b in loader]
@@ -193,3 +198,34 @@ def test_resume_on_another_graph_is_refused(graph_dir, tmp_path):
             tmp_path / "r",
             resume=True,
         )
+
+
+def test_epoch_neighbourhoods_are_one_table_per_epoch(graph_dir):
+    cfg = _cfg(neighborhoods="epoch", objective="context")
+    maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
+    first, same_epoch, next_epoch = maker(0), maker(3), maker(4)  # 4 steps an epoch
+
+    def edges(batch):
+        edges = set()
+        for cg in (batch.items, batch.contexts):
+            for block in cg.blocks:
+                src, dst = block.edge_index
+                dsts, srcs = (
+                    block.dst_nodes[dst].tolist(),
+                    block.src_nodes[src].tolist(),
+                )
+                pairs = zip(dsts, srcs, strict=True)
+                edges |= {(block.dst_is_context, *p) for p in pairs}
+        return edges
+
+    def rows(batch):  # each destination's neighbour list
+        out = {}
+        for ctx, d, s in edges(batch):
+            out.setdefault((ctx, d), set()).add(s)
+        return out
+
+    a, b, c = rows(first), rows(same_epoch), rows(next_epoch)
+    shared = a.keys() & b.keys()
+    assert shared and all(a[k] == b[k] for k in shared)  # one table in an epoch
+    redrawn = a.keys() & c.keys()
+    assert any(a[k] != c[k] for k in redrawn)  # a fresh table the next epoch
