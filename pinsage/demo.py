@@ -1,10 +1,10 @@
 """`pinsage demo`: the whole pipeline on the embedded default, for a person to read.
 
 Stages: synthetic data -> graph build -> importance neighbourhoods of a few sample
-items -> training -> every item embedded once (local engine) -> the sample items'
-nearest items by embedding. Items are printed with their planted cluster and
-features so that one can judge the neighbourhoods and the embeddings. Every stage
-skips work already done, so a second run only prints.
+items -> training -> every item embedded once (Ray engine: map / join / reduce) -> the
+sample items' nearest items by embedding. Items are printed with their planted
+cluster and features so that one can judge the neighbourhoods and the embeddings.
+Every stage skips work already done, so a second run only prints.
 """
 
 from __future__ import annotations
@@ -16,17 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 
 from pinsage.config import PipelineConfig
 from pinsage.data.synth import synthesize
-from pinsage.graph import Graph, build_graph, load_graph
-from pinsage.infer.local import embed_all
-from pinsage.infer.table import neighborhood_table
-from pinsage.nn.features import FeatureStore
+from pinsage.graph import build_graph, load_graph
+from pinsage.infer import embed, read_embeddings
 from pinsage.sampler.describe import describe_neighborhoods
 from pinsage.train import latest_checkpoint, load_checkpoint, train
-from pinsage.train.model import build_model
 
 __all__ = ["run_demo"]
 
@@ -54,17 +50,20 @@ def _train_once(cfg: PipelineConfig, graph_dir: Path, run_dir: Path) -> None:
 
 
 def _nearest(
-    cfg: PipelineConfig, graph: Graph, run_dir: Path, items: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The NEIGHBORS_SHOWN nearest items (by embedding) of each of ``items``."""
-    store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
-    model = build_model(cfg, graph, store)
-    model.load_state_dict(load_checkpoint(run_dir)["model"])
-    z, _ = embed_all(model, store, neighborhood_table(graph.csr, cfg.sampler))
-    scores = z[torch.from_numpy(items)] @ z.T  # (S, I)
-    scores[torch.arange(len(items)), torch.from_numpy(items)] = -float("inf")
-    top = scores.topk(NEIGHBORS_SHOWN, dim=1)
-    return top.indices.numpy(), top.values.numpy()
+    run_dir: Path, graph_dir: Path, emb_dir: Path, items: list
+) -> tuple[list[list], np.ndarray]:
+    """Embed every item (Ray engine); the NEIGHBORS_SHOWN nearest of each of ``items``.
+
+    Returns (nearest external ids (S, N), their scores (S, N)), best first.
+    """
+    embed(run_dir, graph_dir, emb_dir, engine="ray")
+    ids, z = read_embeddings(emb_dir)
+    row = {item: r for r, item in enumerate(ids.tolist())}
+    rows = np.array([row[item] for item in items])
+    scores = z[rows] @ z.T  # (S, I)
+    scores[np.arange(len(rows)), rows] = -np.inf  # an item is not its own neighbour
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :NEIGHBORS_SHOWN]
+    return ids[top].tolist(), np.take_along_axis(scores, top, axis=1)
 
 
 class _Catalogue:
@@ -101,22 +100,16 @@ def _print_neighborhoods(doc: dict, cat: _Catalogue, echo) -> None:
 
 
 def _print_nearest(
-    items: list,
-    nearest: np.ndarray,
-    scores: np.ndarray,
-    graph: Graph,
-    cat: _Catalogue,
-    echo,
+    items: list, nearest: list[list], scores: np.ndarray, cat: _Catalogue, echo
 ) -> None:
     same = 0
     echo("\nnearest items by the trained embeddings:")
     for seed, row, row_scores in zip(items, nearest, scores, strict=True):
         echo(f"\nitem {seed}  ({cat.describe(seed)})")
-        for index, score in zip(row.tolist(), row_scores.tolist(), strict=True):
-            item = graph.item_ids[index].as_py()
+        for item, score in zip(row, row_scores.tolist(), strict=True):
             same += cat.same_cluster(item, seed)
             echo(f"    {item!s:>7}  score {score:.3f}  {cat.describe(item)}")
-    echo(f"\n{same}/{nearest.size} nearest items share their seed's planted cluster")
+    echo(f"\n{same}/{scores.size} nearest items share their seed's planted cluster")
 
 
 def run_demo(
@@ -148,7 +141,7 @@ def run_demo(
     doc = describe_neighborhoods(graph, items, [], cfg.sampler)
     _print_neighborhoods(doc, cat, echo)
     _train_once(cfg, out / "graph", out / "run")
-    nearest, scores = _nearest(cfg, graph, out / "run", sample)
-    _print_nearest(items, nearest, scores, graph, cat, echo)
+    nearest, scores = _nearest(out / "run", out / "graph", out / "embeddings", items)
+    _print_nearest(items, nearest, scores, cat, echo)
     log.info("demo finished in %.1fs (outputs in %s)", time.perf_counter() - t0, out)
-    return {"neighborhoods": doc, "nearest": nearest.tolist()}
+    return {"neighborhoods": doc, "nearest": nearest}

@@ -194,3 +194,27 @@ def test_usage_errors_exit_2(monkeypatch, capsys):
         )[0]
         == 2
     )
+
+
+def test_embed_without_a_checkpoint_exits_2_and_writes_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    _write(tmp_path / "i.parquet", user=[1, 1, 2], item=[10, 20, 20])
+    build = ["graph", "build", "--interactions", str(tmp_path / "i.parquet")]
+    assert run_cli([*build, "--out", str(tmp_path / "g")], monkeypatch, capsys)[0] == 0
+    (tmp_path / "run").mkdir()
+    args = ["embed", "--run", str(tmp_path / "run"), "--graph", str(tmp_path / "g")]
+    code, out, err = run_cli(
+        [*args, "--out", str(tmp_path / "emb"), "--engine", "local"],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 2 and "no checkpoint" in err and str(tmp_path / "run") in err
+    assert not out and not (tmp_path / "emb").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".emb")]
+    code, _, err = run_cli(
+        [*args, "--out", str(tmp_path / "emb"), "--engine", "spark"],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 2 and "spark" in err

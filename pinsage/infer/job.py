@@ -1,0 +1,277 @@
+"""The bulk embedding job: a trained run + its graph -> an embeddings folder.
+
+Phases, each timed and logged: load (checkpoint, graph, features, model),
+neighbourhoods (with the run's ``sampler`` config and seed: the same table the local
+engine and evaluation use), layers (the chosen engine), write. The folder is built in
+a temporary sibling and renamed into place; a folder already complete for the same
+checkpoint and graph is left alone unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from pinsage.atomic import atomic_dir
+from pinsage.config import PipelineConfig, load_section
+from pinsage.errors import CheckpointError, ConfigError
+from pinsage.graph.store import Graph, load_graph
+from pinsage.infer.local import embed_all
+from pinsage.infer.neighborhoods import write_neighborhoods
+from pinsage.infer.output import (
+    CONTEXTS_DIR,
+    file_sha256,
+    finish,
+    matrix_batches,
+    read_manifest,
+    write_parts,
+)
+from pinsage.infer.ray_engine import RayOptions, check_supported, embed_ray, ray_session
+from pinsage.nn.features import FeatureStore
+from pinsage.nn.model import PinSageModel
+from pinsage.sampler.table import neighborhood_table
+from pinsage.train.checkpoint import check_graph, latest_checkpoint, load_checkpoint
+from pinsage.train.model import build_model
+
+__all__ = ["ENGINES", "embed"]
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("ray", "local")
+OUTPUT_VERSION = 1  # of the embeddings folder layout (see `pinsage.infer.output`)
+
+_Batches = Iterable[
+    tuple[np.ndarray, np.ndarray]
+]  # (node indices (B,), vectors (B, D))
+
+
+class _Phases:
+    """Wall time per phase, logged as each one ends."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def done(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(now - self._start, 3)
+        log.info("embed: %s took %.1fs", phase, now - self._start)
+        self._start = now
+
+
+def _checkpoint_path(run_dir: Path) -> Path:
+    path = latest_checkpoint(run_dir)
+    if path is None or not path.exists():
+        raise CheckpointError(
+            f"{run_dir}: no checkpoint (checkpoints/latest missing or dangling); pass "
+            "a folder written by `pinsage train --out RUN` once it has checkpointed."
+        )
+    return path
+
+
+def _load_model(
+    checkpoint: dict, cfg: PipelineConfig, graph: Graph, path: Path
+) -> tuple[PinSageModel, FeatureStore]:
+    check_graph(checkpoint, graph, path)
+    store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
+    model = build_model(cfg, graph, store)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as exc:  # weight shapes differ: another graph's features
+        raise CheckpointError(
+            f"{path} does not fit the graph {graph.path} ({exc}); pass the graph the "
+            "run was trained on."
+        ) from exc
+    return model.eval(), store
+
+
+def _write(
+    tmp: Path, graph: Graph, items: _Batches, contexts: _Batches | None
+) -> tuple[int, int, int | None]:
+    """Write the item (and context) parts; return (items, dim, contexts or None)."""
+    count, dim = write_parts(tmp, "item", graph.item_ids, items)
+    if contexts is None:
+        return count, dim, None
+    num_contexts, _ = write_parts(
+        tmp / CONTEXTS_DIR, "context", graph.context_ids, contexts
+    )
+    return count, dim, num_contexts
+
+
+def _run_local(
+    model: PinSageModel,
+    store: FeatureStore,
+    graph: Graph,
+    cfg: PipelineConfig,
+    tmp: Path,
+    contexts: bool,
+    phases: _Phases,
+) -> tuple[int, int, int | None]:
+    item_table = neighborhood_table(graph.csr, cfg.sampler)
+    context_table = (
+        neighborhood_table(graph.csr, cfg.sampler, contexts=True) if contexts else None
+    )
+    phases.done("neighbourhoods")
+    z_items, z_contexts = embed_all(model, store, item_table, context_table)
+    phases.done("layers")
+    ctx = None if z_contexts is None else matrix_batches(z_contexts.numpy())
+    counts = _write(tmp, graph, matrix_batches(z_items.numpy()), ctx)
+    phases.done("write")
+    return counts
+
+
+def _dataset_batches(ds) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stream a {node, z} Ray dataset to the driver one block at a time."""
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        z = batch["z"].combine_chunks()
+        yield batch["node"].to_numpy(), z.flatten().to_numpy().reshape(len(z), -1)
+
+
+def _run_ray(
+    model: PinSageModel,
+    store: FeatureStore,
+    graph: Graph,
+    cfg: PipelineConfig,
+    tmp: Path,
+    contexts: bool,
+    phases: _Phases,
+    options: RayOptions,
+) -> tuple[int, int, int | None]:
+    # Inside the temporary folder: Ray tasks write it, and it is gone with the folder
+    # on failure. On a cluster `out` must therefore be on storage every node sees.
+    scratch = tmp / "_neighborhoods"
+    tables = {"items": (graph.num_items, False)}
+    if contexts:
+        tables["contexts"] = (graph.num_contexts, True)
+    with ray_session(options):
+        for name, (num_nodes, of_contexts) in tables.items():
+            write_neighborhoods(
+                graph.path,
+                cfg.sampler,
+                scratch / name,
+                num_nodes=num_nodes,
+                contexts=of_contexts,
+                chunks_per_part=options.chunks_per_task,
+                max_in_flight=2 * options.concurrency,
+            )
+        phases.done("neighbourhoods")
+        z_items, z_contexts = embed_ray(
+            model,
+            store,
+            scratch / "items",
+            scratch / "contexts" if contexts else None,
+            num_contexts=graph.num_contexts,
+            options=options,
+        )
+        phases.done("layers")
+        ctx = None if z_contexts is None else _dataset_batches(z_contexts)
+        counts = _write(tmp, graph, _dataset_batches(z_items), ctx)
+    shutil.rmtree(scratch)
+    phases.done("write")
+    return counts
+
+
+def _reusable(out: Path, key: dict, contexts: bool, overwrite: bool) -> dict | None:
+    """The manifest of ``out`` if it is complete for ``key``: nothing to do.
+
+    None means: compute (``out`` is absent, or ``overwrite``). Raises `ConfigError`
+    when ``out`` exists but holds something else and ``overwrite`` is false.
+    """
+    if overwrite:
+        return None
+    manifest = read_manifest(out)
+    if manifest is not None and all(manifest.get(k) == v for k, v in key.items()):
+        if manifest.get("contexts") is not None or not contexts:
+            return manifest
+    if out.exists():
+        raise ConfigError(
+            f"{out} exists but does not hold complete embeddings of this checkpoint "
+            f"and graph{' with contexts' if contexts else ''}; pass overwrite=True "
+            "(`pinsage embed --overwrite`) to replace it, or choose another folder."
+        )
+    return None
+
+
+def embed(
+    run_dir: Path,
+    graph_dir: Path,
+    out: Path,
+    *,
+    engine: str = "ray",
+    ray_address: str | None = None,
+    contexts: bool = False,
+    overwrite: bool = False,
+    options: RayOptions | None = None,
+) -> dict:
+    """Embed every item (and context) of ``graph_dir`` with the run's latest checkpoint.
+
+    ``engine`` is ``ray`` (map / join / reduce on Ray Data; ``ray_address`` or
+    ``options.address`` picks a cluster, default a local Ray) or ``local`` (the same
+    layers in torch, in process). Returns the manifest of ``out``.
+
+    Raises:
+        CheckpointError: no checkpoint in ``run_dir``, or it does not fit the graph.
+        DataError: ``graph_dir`` is not a complete graph.
+        ConfigError: unknown engine, bad options, or ``out`` exists and holds other
+            embeddings (pass ``overwrite``).
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine '{engine}'; expected one of {ENGINES}")
+    options = options or RayOptions()
+    if ray_address is not None:
+        options = replace(options, address=ray_address)
+    out, phases = Path(out), _Phases()
+    checkpoint_path = _checkpoint_path(run_dir)
+    graph = load_graph(graph_dir)
+    key = {
+        "checkpoint_sha256": file_sha256(checkpoint_path),
+        "graph_sources": graph.manifest.get("sources"),
+    }
+    if (existing := _reusable(out, key, contexts, overwrite)) is not None:
+        log.info("%s already holds these embeddings; nothing to do", out)
+        return existing
+    checkpoint = load_checkpoint(run_dir)
+    cfg = load_section(
+        PipelineConfig, checkpoint["config"], f"{checkpoint_path} config"
+    )
+    model, store = _load_model(checkpoint, cfg, graph, checkpoint_path)
+    if engine == "ray":
+        check_supported(model)  # before starting Ray
+    phases.done("load")
+    with atomic_dir(out, overwrite=True) as tmp:
+        if engine == "ray":
+            counts = _run_ray(model, store, graph, cfg, tmp, contexts, phases, options)
+        else:
+            counts = _run_local(model, store, graph, cfg, tmp, contexts, phases)
+        num_items, dim, num_contexts = counts
+        manifest = {
+            "format_version": OUTPUT_VERSION,
+            "count": num_items,
+            "dim": dim,
+            "contexts": num_contexts,
+            **key,
+            "checkpoint": str(checkpoint_path),
+            "step": checkpoint["step"],
+            "graph": str(graph.path),
+            "engine": engine,
+            "seed": cfg.sampler.seed,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": phases.seconds,
+        }
+        finish(tmp, manifest)
+    log.info(
+        "embedded %d items%s (dim %d) with the %s engine into %s",
+        num_items,
+        "" if num_contexts is None else f" and {num_contexts} contexts",
+        dim,
+        engine,
+        out,
+    )
+    return manifest

@@ -1,0 +1,131 @@
+"""The embeddings folder (DESIGN.md "Files"): Parquet parts, manifest, ``_SUCCESS``.
+
+    EMB/part-00000.parquet ...          item (external id), embedding list<float32>
+    EMB/contexts/part-00000.parquet ... context (external id), embedding (if asked)
+    EMB/manifest.json                   counts, dim, checkpoint sha256, engine, seed
+    EMB/_SUCCESS
+
+Items and contexts have separate folders so that whatever reads ``part-*.parquet``
+(the index builder) sees items only. Ids are the graph's external ids, int64 or
+string as in the graph. The folder is written as a temporary sibling and renamed into
+place (`pinsage.atomic.atomic_dir`) by the job; this module writes its contents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pinsage.atomic import write_json
+from pinsage.errors import DataError
+
+__all__ = [
+    "CONTEXTS_DIR",
+    "ROWS_PER_PART",
+    "file_sha256",
+    "finish",
+    "matrix_batches",
+    "read_embeddings",
+    "read_manifest",
+    "write_parts",
+]
+
+CONTEXTS_DIR = "contexts"
+ROWS_PER_PART = 262_144  # 64 MiB of 64-dim float32 per part: few files, small reads
+_HASH_BLOCK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def matrix_batches(
+    matrix: np.ndarray, rows: int = ROWS_PER_PART
+) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """(node indices, vectors) slices of a matrix whose row r is node r.
+
+    Shapes: matrix (N, D) -> ((B,) int64, (B, D)) pieces of ``rows`` rows.
+    """
+    for lo in range(0, len(matrix), rows):
+        hi = min(lo + rows, len(matrix))
+        yield np.arange(lo, hi, dtype=np.int64), matrix[lo:hi]
+
+
+def write_parts(
+    folder: Path,
+    key: str,
+    ids: pa.Array,
+    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+) -> tuple[int, int]:
+    """Write one part per batch of (node indices, vectors); return (rows, dim).
+
+    ``ids`` maps a node index to its external id (the graph's ``item_ids`` or
+    ``context_ids``); ``key`` names the id column. Shapes: each batch (B,) int64 and
+    (B, D) float32.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    count, dim = 0, 0
+    for i, (nodes, vectors) in enumerate(batches):
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dim = vectors.shape[1]
+        embedding = pa.ListArray.from_arrays(
+            pa.array(np.arange(0, vectors.size + 1, dim, dtype=np.int32)),
+            pa.array(vectors.reshape(-1)),
+        )
+        table = pa.table({key: ids.take(pa.array(nodes)), "embedding": embedding})
+        pq.write_table(table, folder / f"part-{i:05d}.parquet")
+        count += len(nodes)
+    return count, dim
+
+
+def finish(folder: Path, manifest: dict) -> None:
+    """Write ``manifest.json`` and then ``_SUCCESS``: the folder is complete."""
+    write_json(folder / "manifest.json", manifest)
+    (folder / "_SUCCESS").touch()
+
+
+def read_manifest(out: Path) -> dict | None:
+    """The manifest of a complete embeddings folder, else None."""
+    out = Path(out)
+    if not (out / "_SUCCESS").exists() or not (out / "manifest.json").exists():
+        return None
+    return json.loads((out / "manifest.json").read_text())
+
+
+def read_embeddings(
+    out: Path, *, contexts: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ids and vectors of a complete embeddings folder (the context ones if asked).
+
+    Returns (ids (N,) int64, or object array of str, matrix (N, D) float32), in part
+    order. Raises `DataError` when the folder is incomplete or holds no contexts.
+    """
+    out = Path(out)
+    if read_manifest(out) is None:
+        raise DataError(
+            f"{out} is not a complete embeddings folder (no _SUCCESS or manifest); "
+            "write it with `pinsage embed`."
+        )
+    folder = out / CONTEXTS_DIR if contexts else out
+    parts = sorted(folder.glob("part-*.parquet"))
+    if contexts and not parts:
+        raise DataError(
+            f"{out} holds no context vectors; re-run `pinsage embed --contexts "
+            "--overwrite`."
+        )
+    table = pa.concat_tables(pq.read_table(p) for p in parts)
+    key = "context" if contexts else "item"
+    ids = table[key].to_numpy()
+    flat = table["embedding"].combine_chunks().flatten().to_numpy()
+    return ids, flat.reshape(table.num_rows, -1).astype(np.float32, copy=False)
