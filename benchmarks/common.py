@@ -52,9 +52,18 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 
 def synthetic_graph(
-    num_items: int, num_users: int, num_edges: int, seed: int = 1
+    num_items: int,
+    num_users: int,
+    num_edges: int,
+    seed: int = 1,
+    *,
+    features: bool = False,
 ) -> Path:
-    """A cached synthetic graph (Zipf popularity, 50 clusters); built once per size."""
+    """A cached synthetic graph (Zipf popularity, 50 clusters); built once per size.
+
+    ``features``: build with the synthetic item catalogue (a dense vector, a category,
+    a short title and a price per item), so a model needs no per-item ID embedding.
+    """
     from pinsage.data.synth import SynthConfig, synthesize
     from pinsage.graph import build_graph
 
@@ -68,6 +77,90 @@ def synthetic_graph(
         seed=seed,
     )
     data = synthesize(cfg, CACHE / f"data-{name}")
-    graph = CACHE / f"graph-{name}"
-    build_graph(data / "interactions.parquet", graph)
+    graph = CACHE / (f"graph-{name}-features" if features else f"graph-{name}")
+    items = data / "items.parquet" if features else None
+    build_graph(data / "interactions.parquet", graph, items=items)
     return graph
+
+
+def _proc_table() -> tuple[dict[int, list[int]], dict[int, int]]:
+    """(parent pid -> child pids, pid -> start time in clock ticks), from /proc."""
+    children: dict[int, list[int]] = {}
+    started: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        rest = stat.rsplit(")", 1)[1].split()
+        pid = int(entry.name)
+        children.setdefault(int(rest[1]), []).append(pid)
+        started[pid] = int(rest[19])
+    return children, started
+
+
+def process_tree(pid: int) -> dict[int, int]:
+    """``pid`` and all its living descendants: pid -> start time (clock ticks)."""
+    children, started = _proc_table()
+    tree, todo = {}, [pid]
+    while todo:
+        p = todo.pop()
+        if p in started:
+            tree[p] = started[p]
+        todo.extend(children.get(p, ()))
+    return tree
+
+
+def alive(pid: int, start_time: int) -> bool:
+    """Whether process ``pid`` still runs and is the one that started at start_time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return int(stat.rsplit(")", 1)[1].split()[19]) == start_time
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of one process (KiB; 0 if it is gone or unreadable).
+
+    PSS splits every shared page among the processes that map it, so a sum over
+    processes counts shared memory (Ray's object store in /dev/shm) once.
+    """
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_peak_pss(
+    cmd: list[str], interval: float = 0.5
+) -> tuple[str, int, dict[int, int]]:
+    """Run ``cmd``; sample the summed PSS of it and its descendants every ``interval``.
+
+    Returns (stdout, peak KiB, every descendant seen: pid -> start time). Raises
+    `subprocess.CalledProcessError` (stderr attached) when ``cmd`` fails.
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        peak, seen = 0, {}
+        while proc.poll() is None:
+            tree = process_tree(proc.pid)
+            seen |= tree
+            peak = max(peak, sum(pss_kib(p) for p in tree))
+            time.sleep(interval)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd, stdout, stderr)
+    seen.pop(proc.pid, None)
+    return stdout, peak, seen

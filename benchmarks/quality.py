@@ -4,18 +4,20 @@ synthetic graph with planted clusters next to the popularity baseline.
 Gowalla: imports ``--data/gowalla`` (default ../shared/data), builds the graph, trains
 with ``--config`` (default configs/gowalla.yaml). Synthetic (``--dataset synthetic``):
 generates 20k items / 10k users / 400k interactions in 20 clusters and trains with
-configs/demo.yaml's model. Both evaluate recall@20 / NDCG@20 with the LightGCN protocol
-(full ranking over all items minus the user's training items). ``--ablation`` also
-trains the variants: mean instead of importance pooling, no hard negatives, and the
-max-margin loss. Prints JSON lines; outputs go under .bench/.
+benchmarks/quality-synthetic.yaml. Both evaluate recall@20 / NDCG@20 with the LightGCN
+protocol (full ranking over all items minus the user's training items).
+``--ablation`` also trains the variants: mean instead of importance pooling, no hard
+negatives, and the max-margin loss. Prints JSON lines; outputs go under .bench/.
 
     python benchmarks/quality.py [--dataset gowalla|synthetic] [--data ../shared/data]
-                                 [--ablation] [--epochs N] [--steps N]
+                                 [--ablation [--only VARIANT ...]] [--epochs N]
+                                 [--steps N] [--config FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import replace
@@ -92,9 +94,16 @@ def main() -> None:
         "--steps", type=int, default=None, help="override steps_per_epoch"
     )
     parser.add_argument("--ablation", action="store_true")
+    parser.add_argument(
+        "--only", action="append", default=None, help="train just these variants"
+    )
     args = parser.parse_args()
-    default = "gowalla.yaml" if args.dataset == "gowalla" else "demo.yaml"
-    cfg = load_config(args.config or ROOT / "configs" / default)
+    default = (
+        ROOT / "configs" / "gowalla.yaml"
+        if args.dataset == "gowalla"
+        else Path(__file__).with_name("quality-synthetic.yaml")
+    )
+    cfg = load_config(args.config or default)
     overrides = {"epochs": args.epochs, "steps_per_epoch": args.steps}
     cfg = replace(
         cfg, train=replace(cfg.train, **{k: v for k, v in overrides.items() if v})
@@ -107,7 +116,10 @@ def main() -> None:
         {"bench": "quality", "dataset": args.dataset, "machine": machine(), **reference}
     )
     for name, variant in _variants(cfg, args.ablation).items():
-        run = CACHE / f"quality-{args.dataset}-{name}-{int(time.time())}"
+        if args.only and name not in args.only:
+            continue
+        # The pid keeps concurrent runs (probes of several configs) apart.
+        run = CACHE / f"quality-{args.dataset}-{name}-{int(time.time())}-{os.getpid()}"
         t0 = time.perf_counter()
         train(variant, graph, run)
         seconds = time.perf_counter() - t0

@@ -1,7 +1,10 @@
-"""Producer-consumer loader: pairs/s and producer wait for inline, thread and process
-producers, on the same synthetic graph and config, in one run. Prints JSON lines.
+"""Training throughput: pairs/s and the consumer's wait fraction with the
+producer-consumer loader (thread or process producers) against the same loop with
+sampling inline (0 workers), and with per-epoch neighbourhood tables instead of walks
+per batch, on one synthetic graph and config, in one run. Prints JSON lines; the
+figures are medians of interleaved repeats.
 
-    python benchmarks/loader.py [--steps 60] [--repeats 3]
+    python benchmarks/train_throughput.py [--steps 60] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from common import CACHE, emit, machine, synthetic_graph  # noqa: E402
 from pinsage.config import PipelineConfig, SamplerConfig, TrainConfig  # noqa: E402
 from pinsage.train import train  # noqa: E402
 
-VARIANTS = {"inline": (0, "thread"), "thread": (1, "thread"), "process": (1, "process")}
+# name: (producers, producer kind, where neighbourhoods come from)
+VARIANTS = {
+    "inline": (0, "thread", "batch"),
+    "thread": (1, "thread", "batch"),
+    "process": (1, "process", "batch"),
+    "thread-epoch-tables": (1, "thread", "epoch"),
+}
 
 
 def main() -> None:
@@ -40,7 +49,7 @@ def main() -> None:
     )
     emit(
         {
-            "bench": "loader",
+            "bench": "train_throughput",
             "machine": machine(),
             "steps": args.steps,
             "batch_size": 512,
@@ -48,10 +57,11 @@ def main() -> None:
     )
     results: dict[str, list[dict]] = {name: [] for name in VARIANTS}
     for repeat in range(args.repeats):
-        for name, (workers, kind) in VARIANTS.items():  # interleaved against drift
-            run = CACHE / f"loader-{name}-{repeat}"
+        for name, (workers, kind, tables) in VARIANTS.items():  # interleaved
+            run = CACHE / f"throughput-{name}-{repeat}"
             shutil.rmtree(run, ignore_errors=True)
-            cfg = replace(base, train=replace(base.train, num_workers=workers))
+            tc = replace(base.train, num_workers=workers, neighborhoods=tables)
+            cfg = replace(base, train=tc)
             results[name].append(train(cfg, graph, run, worker_kind=kind))
             shutil.rmtree(run, ignore_errors=True)
     inline = statistics.median(r["pairs_per_s"] for r in results["inline"])
@@ -59,8 +69,8 @@ def main() -> None:
         pairs = statistics.median(r["pairs_per_s"] for r in records)
         emit(
             {
-                "bench": "loader",
-                "producers": name,
+                "bench": "train_throughput",
+                "variant": name,
                 "pairs_per_s": pairs,
                 "producer_wait": statistics.median(r["producer_wait"] for r in records),
                 "speedup_vs_inline": round(pairs / inline, 2),
