@@ -26,6 +26,7 @@ def test_unknown_key_names_nearest(tmp_path):
         ({"num_walks": True}, "expected int, got bool"),
         ({"restart": 1.5}, r"restart must be in \[0, 1\]"),
         ({"top_k": 0}, "top_k must be >= 1"),
+        ({"infer_top_k": 0}, "infer_top_k must be >= 1"),
     ],
 )
 def test_bad_values(raw, match):
@@ -36,6 +37,14 @@ def test_bad_values(raw, match):
 def test_bad_train_choice_names_the_choices():
     with pytest.raises(ConfigError, match=r"train.neighborhoods must be one of"):
         load_section(TrainConfig, {"neighborhoods": "walks"}, "train")
+
+
+def test_inference_sampler_overrides_only_what_is_set():
+    cfg = SamplerConfig(num_walks=50, top_k=20, seed=4)
+    assert cfg.for_inference() == cfg
+    wide = SamplerConfig(num_walks=50, top_k=20, seed=4, infer_top_k=400)
+    assert (wide.for_inference().num_walks, wide.for_inference().top_k) == (50, 400)
+    assert wide.for_inference().seed == 4
 
 
 def test_int_accepted_for_float_and_nested(tmp_path):

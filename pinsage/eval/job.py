@@ -90,8 +90,9 @@ def evaluator(
     t0 = time.perf_counter()
     csr = graph.csr
     test_indptr, test_indices, counts = read_test_csr(test_file, graph)
-    item_table = neighborhood_table(csr, cfg.sampler)
-    context_table = neighborhood_table(csr, cfg.sampler, contexts=True)
+    sampler = cfg.sampler.for_inference()
+    item_table = neighborhood_table(csr, sampler)
+    context_table = neighborhood_table(csr, sampler, contexts=True)
     train_indptr, train_indices = csr.context_indptr, csr.context_indices.long()
     gen = generator_for(cfg.sampler.seed, 0)
     queries, targets = heldout_item_pairs(
