@@ -4,6 +4,11 @@ With neighbourhoods fixed in a table, layer k of every item is one convolution o
 block whose sources and destinations are all items; layer k+1 reads those vectors. The
 K-1 item layers are shared by the item and the context outputs. This is the plain-torch
 form of DESIGN.md's map / join / reduce, and the reference for the Ray engine.
+
+Each layer computes its sources' messages once, then pools and updates the
+destinations in chunks of about ``CHUNK_EDGES`` table slots: memory stays at the node
+vectors plus one chunk's gathered messages (E x width floats for all E at once would
+be 26 GB at a million items, T = 50, width 128).
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pinsage.nn.conv import PinSageConv
 from pinsage.nn.features import FeatureStore
 from pinsage.nn.model import PinSageModel
 from pinsage.sampler.blocks import Block
 from pinsage.sampler.walks import Neighbors
 
-__all__ = ["embed_all", "table_block"]
+__all__ = ["CHUNK_EDGES", "embed_all", "table_block"]
+
+CHUNK_EDGES = 1 << 20  # gathered messages of a chunk: 512 MB at width 128
 
 
 def table_block(table: Neighbors, num_items: int, *, contexts: bool = False) -> Block:
@@ -51,16 +59,34 @@ def embed_all(
     """
     model.eval()
     num_items = item_table.ids.shape[0]
-    items = table_block(item_table, num_items)
     h = model.projector(store.gather(torch.arange(num_items)))  # (I, dim)
     for conv in model.convs[:-1]:
-        h = conv(h, h, items.edge_index, items.edge_weight)  # every item, once a layer
-    z_items = model.head(model.convs[-1](h, h, items.edge_index, items.edge_weight))
+        h = _convolve(conv, h, h, item_table)  # every item, once a layer
+    z_items = model.head(_convolve(model.convs[-1], h, h, item_table))
     if context_table is None:
         return z_items, None
-    ctx = table_block(context_table, num_items, contexts=True)
-    h_dst = model.context_input(ctx.dst_nodes)
-    z_contexts = model.head(
-        model.context_conv(h, h_dst, ctx.edge_index, ctx.edge_weight)
-    )
+    h_dst = model.context_input(torch.arange(context_table.ids.shape[0]))
+    z_contexts = model.head(_convolve(model.context_conv, h, h_dst, context_table))
     return z_items, z_contexts
+
+
+def _convolve(
+    conv: PinSageConv, h_src: Tensor, h_dst: Tensor, table: Neighbors
+) -> Tensor:
+    """``conv`` over a whole table, destinations in chunks of rows.
+
+    Shapes: h_src (I, F) all items; h_dst (N, F_dst) and table (N, T) the
+    destinations -> (N, D).
+    """
+    sources = conv.sources(h_src)  # each source's terms, once
+    rows = max(1, CHUNK_EDGES // max(1, table.ids.shape[1]))
+    out = []
+    for lo in range(0, table.ids.shape[0], rows):
+        chunk = Neighbors(*(part[lo : lo + rows] for part in table))
+        block = table_block(chunk, h_src.shape[0])  # destinations local to the chunk
+        out.append(
+            conv.combine(
+                sources, h_dst[lo : lo + rows], block.edge_index, block.edge_weight
+            )
+        )
+    return torch.cat(out)

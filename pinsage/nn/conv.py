@@ -189,26 +189,49 @@ class PinSageConv(nn.Module):
         z = F.relu(self.lin_out(torch.cat([h_dst, n], dim=1)))  # (N_dst, D)
         return F.normalize(z, p=2.0, dim=1, eps=NORM_EPS)
 
+    def sources(self, h_src: Tensor) -> tuple[Tensor, Tensor | None]:
+        """What the sources contribute: messages, and for attention their scores.
+
+        Split from `combine` so that a caller can convolve the destinations in chunks
+        and still compute each source's terms once.
+        Shapes: h_src (N_src, F) -> m (N_src, C) and None, or for attention
+        m (N_src, H, C) and score_src (N_src, H).
+        """
+        if self.aggregator != "attention":
+            return self.message(h_src), None
+        pre = self.lin_msg(h_src).view(-1, self.heads, self.hidden_dim)  # (N_src, H, C)
+        return F.relu(pre), (pre * self.att_src).sum(dim=2)
+
+    def combine(
+        self,
+        sources: tuple[Tensor, Tensor | None],
+        h_dst: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+    ) -> Tensor:
+        """Pool the `sources` terms into each destination and update it.
+
+        Shapes: sources as `sources` returns; h_dst (N_dst, F_dst); edge_index (2, E)
+        -> (N_dst, D).
+        """
+        m, score_src = sources
+        if score_src is not None:  # attention: scores replace the importance weights
+            score_dst = self.lin_att_dst(h_dst)  # (N_dst, H)
+            edge_weight = F.leaky_relu(
+                score_src.index_select(0, edge_index[0])
+                + score_dst.index_select(0, edge_index[1]),
+                ATTENTION_NEGATIVE_SLOPE,
+            )  # (E, H)
+        n = aggregate(m, edge_index, edge_weight, h_dst.shape[0], self.aggregator)
+        return self.update(h_dst, n)
+
     def forward(
         self, h_src: Tensor, h_dst: Tensor, edge_index: Tensor, edge_weight: Tensor
     ) -> Tensor:
         """Convolve: Shapes h_src (N_src, F), h_dst (N_dst, F_dst) -> (N_dst, D)."""
         h_src = F.dropout(h_src, self.dropout, self.training)
         h_dst = F.dropout(h_dst, self.dropout, self.training)
-        if self.aggregator != "attention":
-            m = self.message(h_src)  # (N_src, C)
-            n = aggregate(m, edge_index, edge_weight, h_dst.shape[0], self.aggregator)
-            return self.update(h_dst, n)
-        pre = self.lin_msg(h_src).view(-1, self.heads, self.hidden_dim)  # (N_src, H, C)
-        score_src = (pre * self.att_src).sum(dim=2)  # (N_src, H)
-        score_dst = self.lin_att_dst(h_dst)  # (N_dst, H)
-        scores = F.leaky_relu(
-            score_src.index_select(0, edge_index[0])
-            + score_dst.index_select(0, edge_index[1]),
-            ATTENTION_NEGATIVE_SLOPE,
-        )  # (E, H)
-        n = aggregate(F.relu(pre), edge_index, scores, h_dst.shape[0], "attention")
-        return self.update(h_dst, n)
+        return self.combine(self.sources(h_src), h_dst, edge_index, edge_weight)
 
     def __repr__(self) -> str:
         heads = f", heads={self.heads}" if self.aggregator == "attention" else ""
