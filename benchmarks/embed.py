@@ -4,7 +4,11 @@ Items/s at 10k, 100k and 1M items (synthetic graphs with item features, 20
 interactions per item, users = items / 2; 2 layers, top_k = T = 50, dim = hidden_dim =
 out_dim = 128; the run is that config trained 1 step; all cached under .bench/):
 
-- ray: `pinsage.infer.embed(engine="ray")` on a Ray started in-process;
+- ray: `pinsage.infer.embed(engine="ray")` on a Ray started in-process, with the
+  default join (``auto``: a broadcast join at these sizes);
+- ray-shuffle: the same with Ray Data's hash-shuffle join (``join="shuffle"``), up to
+  ``SHUFFLE_MAX_ITEMS``: above it the shuffle would move E x 128 floats (26 GB at 1M
+  items) through the object store per layer, spilling to disk on this machine;
 - local: `pinsage.infer.embed(engine="local")`: every layer of every item once, torch;
 - naive: every minibatch of 512 items gets its own K-hop computation graph
   (`build_blocks` over the neighbourhood table) and the training-time forward, nothing
@@ -38,7 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,7 +55,8 @@ from common import (  # noqa: E402
     synthetic_graph,
 )
 
-ENGINES = ("ray", "local", "naive")
+ENGINES = ("ray", "ray-shuffle", "local", "naive")
+SHUFFLE_MAX_ITEMS = 100_000
 EDGES_PER_ITEM = 20
 TOP_K, LAYERS, DIM = 50, 2, 128
 NAIVE_BATCH = 512
@@ -170,9 +175,12 @@ def _engine(items: int, engine: str, ray_options: dict) -> dict:
     from pinsage.infer.ray_engine import ray_session
 
     options = RayOptions(**ray_options)
+    if engine == "ray-shuffle":
+        options = replace(options, join="shuffle")
     run, graph_dir, out = _paths(items)["run"], _graph(items), _paths(items)["out"]
     out = out.with_name(f"{out.name}-{engine}")
-    session = ray_session(options) if engine == "ray" else nullcontext()
+    on_ray = engine.startswith("ray")
+    session = ray_session(options) if on_ray else nullcontext()
     t0 = time.perf_counter()
     with session:
         t1 = time.perf_counter()
@@ -180,7 +188,7 @@ def _engine(items: int, engine: str, ray_options: dict) -> dict:
             run,
             graph_dir,
             out,
-            engine=engine,
+            engine="ray" if on_ray else engine,
             overwrite=True,
             options=options,
         )
@@ -197,7 +205,7 @@ def _engine(items: int, engine: str, ray_options: dict) -> dict:
         "embed_seconds": t2 - t1,
         "out": str(out),
     }
-    if engine == "ray":
+    if on_ray:
         result |= {"ray_init_seconds": t1 - t0, "ray_shutdown_seconds": t3 - t2}
     return result
 
@@ -252,12 +260,13 @@ CHILD = {
     "naive": _naive,
     "compare": _compare,
     "ray": None,
+    "ray-shuffle": None,
     "local": None,
 }
 
 
 def _child(what: str, items: int, ray_options: dict) -> None:
-    if what in ("ray", "local"):
+    if what in ("ray", "ray-shuffle", "local"):
         result = _engine(items, what, ray_options)
     else:
         result = CHILD[what](items)
@@ -346,11 +355,11 @@ def _engine_record(engine: str, rs: list[dict], size: int, table_s: float) -> di
         "table_note": (
             "seconds = embed() 'layers' phase; its own table ('neighbourhoods' "
             "phase: "
-            + ("Ray tasks writing Parquet" if engine == "ray" else "serial, in torch")
+            + ("serial, in torch" if engine == "local" else "Ray tasks writing Parquet")
             + "), the output write and the load are timed apart"
         ),
     }
-    if engine == "ray":
+    if engine != "local":
         record |= {
             "ray_init_seconds": _median(rs, "ray_init_seconds"),
             "ray_shutdown_seconds": _median(rs, "ray_shutdown_seconds"),
@@ -427,17 +436,35 @@ def main() -> None:
                 "note": "item neighbourhood table (random walks), serial, in torch",
             }
         )
-        runs: dict[str, list[dict]] = {e: [] for e in engines}
+        here = engines
+        if "ray-shuffle" in engines and size > SHUFFLE_MAX_ITEMS:
+            here = [e for e in engines if e != "ray-shuffle"]
+            emit(
+                common
+                | {
+                    "engine": "ray-shuffle",
+                    "skipped": f"above {SHUFFLE_MAX_ITEMS} items the hash join would "
+                    f"shuffle {size * TOP_K * DIM * 4 / 1e9:.0f} GB of messages per "
+                    "layer through the object store",
+                }
+            )
+        runs: dict[str, list[dict]] = {e: [] for e in here}
         for _ in range(repeats):  # engines alternate: machine noise hits all alike
-            for engine in engines:
+            for engine in here:
                 runs[engine].append(_measure(engine, size, ray_options))
         rates[size] = {}
-        for engine in engines:
+        for engine in here:
             record = _engine_record(engine, runs[engine], size, table_seconds)
             rates[size][engine] = record["items_per_s"]
             emit(common | record)
         ratios = {}
-        for a, b in (("ray", "naive"), ("local", "naive"), ("ray", "local")):
+        pairs = (
+            ("ray", "naive"),
+            ("local", "naive"),
+            ("ray", "local"),
+            ("ray", "ray-shuffle"),
+        )
+        for a, b in pairs:
             if a in rates[size] and b in rates[size]:
                 ratios[f"{a}_over_{b}"] = round(rates[size][a] / rates[size][b], 2)
         record = {"bench": "embed", "items": size, "items_per_s_ratios": ratios}
@@ -458,6 +485,7 @@ def main() -> None:
                     engine: {
                         str(size): round(rates[size][engine] / rates[base][engine], 3)
                         for size in sizes
+                        if engine in rates[size]
                     }
                     for engine in engines
                 },

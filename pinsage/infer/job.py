@@ -114,9 +114,10 @@ def _run_local(
     contexts: bool,
     phases: _Phases,
 ) -> tuple[int, int, int | None]:
-    item_table = neighborhood_table(graph.csr, cfg.sampler)
+    sampler = cfg.sampler.for_inference()
+    item_table = neighborhood_table(graph.csr, sampler)
     context_table = (
-        neighborhood_table(graph.csr, cfg.sampler, contexts=True) if contexts else None
+        neighborhood_table(graph.csr, sampler, contexts=True) if contexts else None
     )
     phases.done("neighbourhoods")
     z_items, z_contexts = embed_all(model, store, item_table, context_table)
@@ -154,7 +155,7 @@ def _run_ray(
         for name, (num_nodes, of_contexts) in tables.items():
             write_neighborhoods(
                 graph.path,
-                cfg.sampler,
+                cfg.sampler.for_inference(),
                 scratch / name,
                 num_nodes=num_nodes,
                 contexts=of_contexts,

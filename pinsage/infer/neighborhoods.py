@@ -34,6 +34,7 @@ from pinsage.sampler.walks import Neighbors
 __all__ = [
     "ROW_SCHEMA",
     "node_ranges",
+    "part_ranges",
     "read_neighborhoods",
     "table_rows",
     "write_neighborhoods",
@@ -137,6 +138,18 @@ def write_neighborhoods(
             bar.update(len(done))
     log.info("neighbourhoods of %d %s: %d rows in %s", num_nodes, what, rows, folder)
     return rows
+
+
+def part_ranges(folder: Path, num_nodes: int) -> list[tuple[str, int, int]]:
+    """``(path, start, stop)`` of every part under ``folder``, in node order.
+
+    A part named by ``start`` holds the rows of nodes ``start..stop-1``, ``stop`` being
+    the next part's start (the last part's: ``num_nodes``).
+    """
+    parts = sorted(Path(folder).glob("part-*.parquet"))
+    starts = [int(p.stem.split("-")[1]) for p in parts]
+    stops = [*starts[1:], num_nodes]
+    return [(str(p), a, b) for p, a, b in zip(parts, starts, stops, strict=True)]
 
 
 def read_neighborhoods(folder: Path) -> pa.Table:

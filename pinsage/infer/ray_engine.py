@@ -3,9 +3,22 @@
 Layer k, over all items at once:
 
     map:    m = Message_k(h)                        actor pool, batches of items
-    join:   (dst, src, alpha) ⋈ m on src            hash join, ``num_partitions``
-    reduce: group by dst: n_u = Σ alpha m_src       hash partition on dst, pooled
-    update: h' = Update_k(h ⟕ n on node)            left join: no neighbours -> n = 0
+    join:   (dst, src, alpha) ⋈ m on src
+    reduce: group by dst: n_u = Σ alpha m_src
+    update: h' = Update_k(h ⟕ n on node)            no neighbours -> n = 0
+
+The join runs one of two ways (``RayOptions.join``), as a SQL engine would choose:
+
+- ``broadcast`` (a map-side join): the messages, one row per node, go to the object
+  store as one matrix; each task takes whole parts of the table (all rows of a range
+  of destinations, as they were written), gathers its sources' rows and pools them
+  (`Gather`). Nothing is shuffled: a layer moves N x width floats, not E x width.
+- ``shuffle``: Ray Data's hash join of the table with the messages on ``src``, a hash
+  partition on ``dst`` and one vectorised pool per partition, then a left join with
+  every destination. It moves E = N x T message copies through the object store, and
+  it is the path for catalogues whose messages do not fit in one node's memory.
+
+``auto`` broadcasts when the broadcast matrices fit in ``broadcast_limit_mb``.
 
 Layer k's update and layer k+1's map run in one pass (one `Chain` per batch), and that
 pass is materialised before anything reads it, so every node's layer-k vector is
@@ -25,19 +38,32 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import ray
 import ray.data
 from ray.data import Dataset
 from tqdm.auto import tqdm
 
 from pinsage.errors import ConfigError
-from pinsage.infer.stages import Chain, Message, Project, Update, pool
+from pinsage.infer.neighborhoods import part_ranges
+from pinsage.infer.stages import (
+    Chain,
+    Gather,
+    Message,
+    Project,
+    Update,
+    pool,
+    to_matrix,
+)
+from pinsage.nn.conv import PinSageConv
 from pinsage.nn.features import FeatureStore
 from pinsage.nn.model import PinSageModel
 
 __all__ = [
+    "JOINS",
     "RAY_AGGREGATORS",
     "RayOptions",
     "check_supported",
@@ -50,6 +76,7 @@ log = logging.getLogger(__name__)
 # The reduce sees one destination's messages and nothing else: attention also needs
 # the destination's own vector, so it stays with the local engine.
 RAY_AGGREGATORS = ("importance", "mean", "max")
+JOINS = ("auto", "broadcast", "shuffle")
 # Local Ray only: keep idle worker processes alive between stages. Ray otherwise kills
 # workers beyond one per CPU within a second, and every shuffle stage then waits
 # seconds for fresh Python processes (measured: a 50-row join, 7 s -> 0.15 s).
@@ -70,6 +97,9 @@ class RayOptions:
             mean smaller ones (less memory per reduce task).
         chunks_per_task: neighbourhood sampling, ``CHUNK``-node blocks per Ray task
             (one Parquet part each).
+        join: ``auto``, ``broadcast`` or ``shuffle`` (see the module docstring).
+        broadcast_limit_mb: ``auto`` broadcasts while a layer's node vectors and
+            messages take at most this many MB.
     """
 
     address: str | None = None
@@ -78,9 +108,23 @@ class RayOptions:
     batch_size: int = 4096  # rows per model call: large enough to amortise the call
     num_partitions: int = 8  # a few partitions per core; raise on a cluster
     chunks_per_task: int = 1  # one CHUNK per task: fine-grained retries
+    join: str = "auto"
+    # 2 GB: 2M items at 128 + 128 floats; every worker maps the same shared copy.
+    broadcast_limit_mb: int = 2048
 
     def __post_init__(self) -> None:
-        for name in ("concurrency", "batch_size", "num_partitions", "chunks_per_task"):
+        if self.join not in JOINS:
+            raise ConfigError(
+                f"RayOptions.join must be one of {list(JOINS)}, got '{self.join}'"
+            )
+        names = (
+            "concurrency",
+            "batch_size",
+            "num_partitions",
+            "chunks_per_task",
+            "broadcast_limit_mb",
+        )
+        for name in names:
             if getattr(self, name) < 1:
                 raise ConfigError(
                     f"RayOptions.{name} must be >= 1, got {getattr(self, name)}"
@@ -127,7 +171,11 @@ def check_supported(model: PinSageModel) -> None:
 
 
 def _model_map(
-    ds: Dataset, model_box: list, steps: list, options: RayOptions
+    ds: Dataset,
+    model_box: list,
+    steps: list,
+    options: RayOptions,
+    batch_size: int | None = None,
 ) -> Dataset:
     """Model stages (a `Chain` of ``steps``) over ``ds`` on actors; materialised.
 
@@ -142,7 +190,7 @@ def _model_map(
         Chain,
         fn_constructor_args=(model_box, steps),
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=options.concurrency),
-        batch_size=options.batch_size,
+        batch_size=batch_size or options.batch_size,
         batch_format="pyarrow",
         num_cpus=1,
     ).materialize()
@@ -190,6 +238,63 @@ def _with_pooled(dst: Dataset, pooled: Dataset, options: RayOptions) -> Dataset:
     ).materialize()
 
 
+def _matrices(ds: Dataset, widths: dict[str, int], count: int) -> dict[str, np.ndarray]:
+    """Columns of a {node, ...} dataset as (count, width) matrices, row = node."""
+    out = {column: np.zeros((count, w), np.float32) for column, w in widths.items()}
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        node = batch["node"].to_numpy()
+        for column, matrix in out.items():
+            matrix[node] = to_matrix(batch[column], matrix.shape[1])
+    return out
+
+
+def _parts(folder: Path, num_nodes: int) -> Dataset:
+    """{part, start, stop}: one row (and block) per neighbourhood part; stored."""
+    rows = [
+        {"part": path, "start": start, "stop": stop}
+        for path, start, stop in part_ranges(folder, num_nodes)
+    ]
+    return ray.data.from_items(rows, override_num_blocks=len(rows)).materialize()
+
+
+def _reduced(
+    rows: Path,
+    num_dst: int,
+    sources: Dataset,
+    column: str,
+    conv: PinSageConv,
+    *,
+    items: bool,
+    kind: str,
+    num_sources: int,
+    broadcast: bool,
+    options: RayOptions,
+) -> tuple[Dataset, list, int]:
+    """Join + reduce of one layer: what `Update` maps over, and how.
+
+    ``rows`` is a folder of neighbourhood parts of ``num_dst`` destinations, items
+    (whose own ``h`` is in ``sources``) or contexts; ``sources`` holds the messages
+    in ``column``. Returns the dataset, the stages to run before `Update` on each
+    batch of it, and the batch size.
+    """
+    if broadcast:
+        widths = {column: conv.hidden_dim, **({"h": conv.dst_dim} if items else {})}
+        mats = _matrices(sources, widths, num_sources)
+        inputs = [ray.put(mats["h"])] if items else None
+        gather = (Gather, (kind, [ray.put(mats[column])], inputs))
+        return _parts(rows, num_dst), [gather], 1  # one part (CHUNK nodes) a call
+    pooled = _pooled(
+        ray.data.read_parquet(str(rows)),
+        sources,
+        column,
+        kind,
+        conv.hidden_dim,
+        options,
+    )
+    dst = sources.select_columns(["node", "h"]) if items else _nodes(num_dst, options)
+    return _with_pooled(dst, pooled, options), [], options.batch_size
+
+
 def _nodes(count: int, options: RayOptions) -> Dataset:
     """{node} for nodes ``0..count-1``, one block per map batch; materialised."""
     blocks = max(1, math.ceil(count / options.batch_size))
@@ -215,8 +320,20 @@ def embed_ray(
     check_supported(model)
     model.eval()
     model_box = [ray.put(model)]
-    kind, width = model.aggregator, model.convs[0].hidden_dim
     num_layers = len(model.convs)
+    widest = max(conv.dst_dim + conv.hidden_dim for conv in model.convs)
+    broadcast = options.join == "broadcast" or (
+        options.join == "auto"
+        and store.num_items * widest * 4 <= options.broadcast_limit_mb * 1e6
+    )
+    log.info("ray engine: %s join", "broadcast" if broadcast else "shuffle")
+    reduced = partial(
+        _reduced,
+        kind=model.aggregator,
+        num_sources=store.num_items,
+        broadcast=broadcast,
+        options=options,
+    )
 
     def messages(k: int) -> list:
         # The stages that follow h^k: its layer-k messages (h^k feeds convs[k]), and
@@ -226,7 +343,6 @@ def embed_ray(
             steps.append((Message, (None, "m_context")))
         return steps
 
-    items = ray.data.read_parquet(str(item_rows))
     bar = tqdm(
         total=1 + num_layers + (context_rows is not None),
         desc="ray layers",
@@ -249,16 +365,23 @@ def embed_ray(
         done("input projection")
         for k in range(num_layers):
             below_top = h  # {node, h^k, m, ...}; after the loop, h^(K-1)'s
-            pooled = _pooled(items, h, "m", kind, width, options)
-            dst = _with_pooled(h.select_columns(["node", "h"]), pooled, options)
-            steps = [(Update, (k, k == num_layers - 1)), *messages(k + 1)]
-            h = _model_map(dst, model_box, steps, options)
+            dst, lead, batch = reduced(
+                item_rows, store.num_items, h, "m", model.convs[k], items=True
+            )
+            steps = [*lead, (Update, (k, k == num_layers - 1)), *messages(k + 1)]
+            h = _model_map(dst, model_box, steps, options, batch)
             done(f"item layer {k + 1} of {num_layers}")
         if context_rows is None:
             return h, None
-        rows = ray.data.read_parquet(str(context_rows))
-        pooled = _pooled(rows, below_top, "m_context", kind, width, options)
-        dst = _with_pooled(_nodes(num_contexts, options), pooled, options)
-        z_contexts = _model_map(dst, model_box, [(Update, (None, True))], options)
+        dst, lead, batch = reduced(
+            context_rows,
+            num_contexts,
+            below_top,
+            "m_context",
+            model.context_conv,
+            items=False,
+        )
+        steps = [*lead, (Update, (None, True))]
+        z_contexts = _model_map(dst, model_box, steps, options, batch)
         done("context layer")
     return h, z_contexts

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import ray
 import torch
 
@@ -28,6 +29,7 @@ from pinsage.nn.model import PinSageModel
 
 __all__ = [
     "Chain",
+    "Gather",
     "Message",
     "Project",
     "Update",
@@ -134,6 +136,57 @@ def pool(block: pa.Table, kind: str, width: int) -> pa.Table:
     return pa.table(
         {"node": pa.array(nodes.numpy(), pa.int64()), "n": from_matrix(n.numpy())}
     )
+
+
+class Gather:
+    """Join + reduce of whole node ranges against broadcast messages (map-side join).
+
+    Each row of the batch names one neighbourhood part (`part_ranges`): the rows of
+    destinations ``start..stop-1``. Their sources' messages are gathered from the
+    broadcast matrix ``messages`` (row = source node) and pooled per destination, so
+    nothing is shuffled: the table stays where it was written and only the matrix
+    travels, once per actor. ``inputs`` (row = node), when given, supplies each
+    destination's own ``h`` for `Update`; contexts take theirs from the model.
+    Shapes: batch {part, start, stop} -> {node (B,), [h (B, dim)], n (B, width)},
+    B the nodes of the batch's ranges.
+    """
+
+    def __init__(
+        self,
+        model: PinSageModel,
+        kind: str,
+        messages_box: list,
+        inputs_box: list | None = None,
+    ) -> None:
+        self.kind = kind
+        self.messages: np.ndarray = _unbox(messages_box)  # (N_src, width), read-only
+        self.inputs: np.ndarray | None = (
+            None if inputs_box is None else _unbox(inputs_box)
+        )
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        """Pool every destination of the batch's ranges."""
+        parts = zip(
+            batch["part"].to_pylist(),
+            batch["start"].to_pylist(),
+            batch["stop"].to_pylist(),
+            strict=True,
+        )
+        return pa.concat_tables(self._range(*part) for part in parts)
+
+    def _range(self, part: str, start: int, stop: int) -> pa.Table:
+        rows = pq.read_table(part)
+        src = rows["src"].to_numpy()  # (E,)
+        m = torch.from_numpy(np.take(self.messages, src, axis=0))  # (E, width)
+        local = torch.from_numpy(rows["dst"].to_numpy() - start)  # (E,)
+        alpha = torch.from_numpy(rows["alpha"].to_numpy())  # (E,)
+        edge_index = torch.stack([torch.arange(local.numel()), local])  # (2, E)
+        n = aggregate(m, edge_index, alpha, stop - start, self.kind)  # (B, width)
+        out = {"node": pa.array(np.arange(start, stop, dtype=np.int64))}
+        if self.inputs is not None:
+            out["h"] = from_matrix(self.inputs[start:stop])
+        out["n"] = from_matrix(n.numpy())
+        return pa.table(out)
 
 
 class Update:

@@ -24,7 +24,10 @@ def graph_dir(tmp_path_factory):
 def run_config(aggregator: str = "importance") -> PipelineConfig:
     """2 layers; hidden and output widths differ from dim to catch mixed-up shapes."""
     return PipelineConfig(
-        sampler=SamplerConfig(num_walks=10, top_k=5, num_layers=2),
+        # Inference neighbourhoods differ from training's: every engine must use them.
+        sampler=SamplerConfig(
+            num_walks=10, top_k=5, num_layers=2, infer_num_walks=20, infer_top_k=8
+        ),
         model=ModelConfig(
             dim=16, hidden_dim=12, out_dim=8, aggregator=aggregator, text_buckets=512
         ),

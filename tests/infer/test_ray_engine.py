@@ -1,5 +1,6 @@
 """The Ray engine on one local Ray: neighbourhood parts, equality, fault tolerance."""
 
+import dataclasses
 import os
 import signal
 import threading
@@ -47,16 +48,23 @@ def reference(run_dir, graph_dir):
     store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
     model = build_model(cfg, graph, store)
     model.load_state_dict(checkpoint["model"])
-    items = neighborhood_table(graph.csr, cfg.sampler)
-    contexts = neighborhood_table(graph.csr, cfg.sampler, contexts=True)
+    sampler = cfg.sampler.for_inference()
+    items = neighborhood_table(graph.csr, sampler)
+    contexts = neighborhood_table(graph.csr, sampler, contexts=True)
     assert (items.ids[:, 0] < 0).any(), "the graph should have an isolated item"
     return graph, model.eval(), store, items, contexts
 
 
+@pytest.fixture(scope="module", params=["broadcast", "shuffle"])
+def join_options(request):
+    """Both ways of joining the table with the messages."""
+    return dataclasses.replace(OPTIONS, join=request.param)
+
+
 @pytest.fixture(scope="module")
-def ray_out(local_ray, run_dir, graph_dir, tmp_path_factory):
+def ray_out(local_ray, run_dir, graph_dir, join_options, tmp_path_factory):
     out = tmp_path_factory.mktemp("ray") / "emb"
-    embed(run_dir, graph_dir, out, engine="ray", contexts=True, options=OPTIONS)
+    embed(run_dir, graph_dir, out, engine="ray", contexts=True, options=join_options)
     return out
 
 
@@ -168,7 +176,7 @@ def _model_actors() -> list[int]:
 
 @pytest.mark.slow  # a second Ray job: 40-55 s on 2 busy cores
 def test_a_killed_worker_does_not_change_the_output(
-    local_ray, run_dir, graph_dir, tmp_path, ray_out
+    local_ray, run_dir, graph_dir, tmp_path, join_options, ray_out
 ):
     killed: list[int] = []
     stop = threading.Event()
@@ -187,7 +195,9 @@ def test_a_killed_worker_does_not_change_the_output(
     killer.start()
     try:
         out = tmp_path / "emb"
-        embed(run_dir, graph_dir, out, engine="ray", contexts=True, options=OPTIONS)
+        embed(
+            run_dir, graph_dir, out, engine="ray", contexts=True, options=join_options
+        )
     finally:
         stop.set()
         killer.join()
