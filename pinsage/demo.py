@@ -1,9 +1,10 @@
 """`pinsage demo`: the whole pipeline on the embedded default, for a person to read.
 
 Stages: synthetic data -> graph build -> importance neighbourhoods of a few sample
-items -> training -> every item embedded once (Ray engine: map / join / reduce) -> the
-sample items' nearest items by embedding. Items are printed with their planted
-cluster and features so that one can judge the neighbourhoods and the embeddings.
+items -> training -> every item embedded once (Ray engine: map / join / reduce) -> a
+FAISS index -> the sample items' nearest items, looked up in it. Items are printed
+with their planted cluster and features so that one can judge the neighbourhoods and
+the embeddings.
 Every stage skips work already done, so a second run only prints.
 """
 
@@ -20,7 +21,8 @@ import pyarrow.parquet as pq
 from pinsage.config import PipelineConfig
 from pinsage.data.synth import synthesize
 from pinsage.graph import build_graph, load_graph
-from pinsage.infer import embed, read_embeddings
+from pinsage.index import Index, build_index
+from pinsage.infer import embed
 from pinsage.sampler.describe import describe_neighborhoods
 from pinsage.train import latest_checkpoint, load_checkpoint, train
 
@@ -49,21 +51,15 @@ def _train_once(cfg: PipelineConfig, graph_dir: Path, run_dir: Path) -> None:
     train(cfg, graph_dir, run_dir)
 
 
-def _nearest(
-    run_dir: Path, graph_dir: Path, emb_dir: Path, items: list
-) -> tuple[list[list], np.ndarray]:
-    """Embed every item (Ray engine); the NEIGHBORS_SHOWN nearest of each of ``items``.
+def _nearest(out: Path, items: list) -> tuple[list[list], np.ndarray]:
+    """Embed every item (Ray engine), index them, look up ``items``' nearest.
 
     Returns (nearest external ids (S, N), their scores (S, N)), best first.
     """
-    embed(run_dir, graph_dir, emb_dir, engine="ray")
-    ids, z = read_embeddings(emb_dir)
-    row = {item: r for r, item in enumerate(ids.tolist())}
-    rows = np.array([row[item] for item in items])
-    scores = z[rows] @ z.T  # (S, I)
-    scores[np.arange(len(rows)), rows] = -np.inf  # an item is not its own neighbour
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :NEIGHBORS_SHOWN]
-    return ids[top].tolist(), np.take_along_axis(scores, top, axis=1)
+    embed(out / "run", out / "graph", out / "embeddings", engine="ray")
+    build_index(out / "embeddings", out / "index")
+    ids, scores = Index.load(out / "index").search(items=items, k=NEIGHBORS_SHOWN)
+    return ids.tolist(), scores
 
 
 class _Catalogue:
@@ -103,7 +99,7 @@ def _print_nearest(
     items: list, nearest: list[list], scores: np.ndarray, cat: _Catalogue, echo
 ) -> None:
     same = 0
-    echo("\nnearest items by the trained embeddings:")
+    echo("\nnearest items by the trained embeddings (looked up in the FAISS index):")
     for seed, row, row_scores in zip(items, nearest, scores, strict=True):
         echo(f"\nitem {seed}  ({cat.describe(seed)})")
         for item, score in zip(row, row_scores.tolist(), strict=True):
@@ -141,7 +137,7 @@ def run_demo(
     doc = describe_neighborhoods(graph, items, [], cfg.sampler)
     _print_neighborhoods(doc, cat, echo)
     _train_once(cfg, out / "graph", out / "run")
-    nearest, scores = _nearest(out / "run", out / "graph", out / "embeddings", items)
+    nearest, scores = _nearest(out, items)
     _print_nearest(items, nearest, scores, cat, echo)
     log.info("demo finished in %.1fs (outputs in %s)", time.perf_counter() - t0, out)
     return {"neighborhoods": doc, "nearest": nearest}

@@ -206,10 +206,12 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch, capsys):
     same, total = map(int, lines[-1].split()[0].split("/"))
     assert total == 15 and same / total > 0.5  # ... and in the trained embeddings
     mtime = (tmp_path / "demo/graph/manifest.json").stat().st_mtime_ns
+    index_mtime = (tmp_path / "demo/index/manifest.json").stat().st_mtime_ns
     ckpt = sorted((tmp_path / "demo/run/checkpoints").glob("*.pt"))
     code, out2, _ = run_cli(args, monkeypatch, capsys)
     assert code == 0 and out2 == out
     assert (tmp_path / "demo/graph/manifest.json").stat().st_mtime_ns == mtime
+    assert (tmp_path / "demo/index/manifest.json").stat().st_mtime_ns == index_mtime
     assert sorted((tmp_path / "demo/run/checkpoints").glob("*.pt")) == ckpt
 
 

@@ -1,0 +1,45 @@
+"""Embeddings folders of generated vectors, written as `pinsage embed` writes them."""
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pinsage.infer.output import finish, matrix_batches, write_parts
+
+
+def _write_embeddings(folder: Path, ids: list, vectors: np.ndarray) -> Path:
+    write_parts(folder, "item", pa.array(ids), matrix_batches(vectors, rows=700))
+    finish(
+        folder, {"count": len(ids), "dim": vectors.shape[1], "checkpoint_sha256": "x"}
+    )
+    return folder
+
+
+def clustered(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """Vectors around 50 centres: neighbourhoods an approximate index can find."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((50, d))
+    return (centres[rng.integers(0, 50, n)] + 0.5 * rng.standard_normal((n, d))).astype(
+        np.float32
+    )
+
+
+@pytest.fixture(scope="session")
+def vectors() -> np.ndarray:
+    return clustered(3000, 32)
+
+
+@pytest.fixture(scope="session")
+def embeddings(tmp_path_factory, vectors) -> Path:
+    ids = [f"item-{i}" for i in range(len(vectors))]
+    return _write_embeddings(
+        tmp_path_factory.mktemp("emb") / "embeddings", ids, vectors
+    )
+
+
+@pytest.fixture
+def write_embeddings():
+    """Write a complete embeddings folder: (folder, ids, vectors) -> folder."""
+    return _write_embeddings
