@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from pinsage.cli.infer import embed_cmd
-from pinsage.cli.lookup import index, query_cmd
+from pinsage.cli.lookup import index, query_cmd, serve_cmd
 from pinsage.cli.model import eval_cmd, train_cmd
 from pinsage.cli.prepare import data, graph, sample
 from pinsage.config import load_config
@@ -37,7 +37,17 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
     )
 
 
-for command in (data, graph, sample, train_cmd, eval_cmd, embed_cmd, index, query_cmd):
+for command in (
+    data,
+    graph,
+    sample,
+    train_cmd,
+    eval_cmd,
+    embed_cmd,
+    index,
+    query_cmd,
+    serve_cmd,
+):
     cli.add_command(command)
 
 

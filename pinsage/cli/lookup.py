@@ -1,4 +1,4 @@
-"""`pinsage index build` and `pinsage query`: the index and its lookups."""
+"""`pinsage index build`, `query` and `serve`: the index and its lookups."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 from pinsage.index.build import KINDS
 from pinsage.index.search import MAX_K
 
-__all__ = ["index", "query_cmd"]
+__all__ = ["index", "query_cmd", "serve_cmd"]
 
 
 @click.group("index")
@@ -45,11 +45,6 @@ def build_cmd(embeddings: Path, out: Path, kind: str, overwrite: bool) -> None:
     )
 
 
-def _plain(value: object) -> object:
-    """A numpy scalar as the Python value JSON can hold."""
-    return value.item() if hasattr(value, "item") else value
-
-
 @click.command("query")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--item", required=True, help="The item id to find neighbours of.")
@@ -59,17 +54,23 @@ def query_cmd(index_dir: Path, item: str, k: int, as_json: bool) -> None:
     """Print the items most similar to ITEM, best first."""
     from pinsage.index import Index
 
-    idx = Index.load(index_dir)
-    ids, scores = idx.search(items=[item], k=k)
-    neighbors = [
-        {"item": _plain(i), "score": round(float(s), 6)}
-        for i, s in zip(ids[0], scores[0], strict=True)
-        if i is not None
-    ]
-    own = _plain(idx.ids[idx.rows([item])[0]])
+    (doc,) = Index.load(index_dir).similar([item], k)
     if as_json:
-        click.echo(json.dumps({"item": own, "neighbors": neighbors}))
+        click.echo(json.dumps(doc))
         return
-    click.echo(f"items like {own}:")
-    for rank, n in enumerate(neighbors, 1):
+    click.echo(f"items like {doc['item']}:")
+    for rank, n in enumerate(doc["neighbors"], 1):
         click.echo(f"{rank:4d}  {n['item']}  {n['score']:.4f}")
+
+
+@click.command("serve")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def serve_cmd(index_dir: Path, host: str, port: int) -> None:
+    """Serve lookups over HTTP (FastAPI on uvicorn; OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from pinsage.index.service import create_app
+
+    uvicorn.run(create_app(index_dir), host=host, port=port, log_level="info")

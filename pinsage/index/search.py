@@ -129,3 +129,27 @@ class Index:
         ids[valid] = self.ids[rows[valid]]
         scores = np.where(valid, scores, -np.inf).astype(np.float32)
         return ids, scores
+
+    def similar(self, items: list, k: int = 10) -> list[dict]:
+        """One JSON-ready document per item, as `pinsage query --json` prints it.
+
+        ``{"item": ID, "neighbors": [{"item": ID, "score": s}, ...]}``, best first.
+        """
+        ids, scores = self.search(items=items, k=k)
+        own = self.ids[self.rows(items)]
+        return [
+            {
+                "item": _plain(item),
+                "neighbors": [
+                    {"item": _plain(i), "score": round(float(s), 6)}
+                    for i, s in zip(row_ids, row_scores, strict=True)
+                    if i is not None
+                ],
+            }
+            for item, row_ids, row_scores in zip(own, ids, scores, strict=True)
+        ]
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value JSON holds."""
+    return value.item() if hasattr(value, "item") else value

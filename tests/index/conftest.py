@@ -43,3 +43,9 @@ def embeddings(tmp_path_factory, vectors) -> Path:
 def write_embeddings():
     """Write a complete embeddings folder: (folder, ids, vectors) -> folder."""
     return _write_embeddings
+
+
+@pytest.fixture(scope="module")
+def write_embeddings_once():
+    """`write_embeddings` for module-scoped fixtures."""
+    return _write_embeddings
