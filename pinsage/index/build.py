@@ -148,16 +148,21 @@ def build_index(
     """
     embeddings, out = Path(embeddings), Path(out)
     source = read_manifest(embeddings)
+    previous = read_manifest(out)
+    # Decided from the two manifests, before the vectors are read: a re-run on a
+    # complete index costs no pass over the embeddings.
+    if not overwrite and source is not None and previous is not None:
+        key = {
+            "embeddings_checksum": source.get("checkpoint_sha256"),
+            "requested": kind,
+        }
+        if all(previous.get(k) == v for k, v in key.items()):
+            log.info("index %s is complete for these embeddings; nothing to do", out)
+            return previous
     ids, vectors = read_embeddings(embeddings)  # DataError when incomplete
     n, d = vectors.shape
     if n == 0:
         raise IndexBuildError(f"{embeddings} holds no vectors; nothing to index.")
-    key = {"embeddings_checksum": source.get("checkpoint_sha256"), "requested": kind}
-    previous = read_manifest(out)
-    if not overwrite and previous is not None:
-        if all(previous.get(k) == v for k, v in key.items()):
-            log.info("index %s is complete for these embeddings; nothing to do", out)
-            return previous
     if out.exists() and not overwrite:
         raise ConfigError(
             f"{out} exists but is not an index of these embeddings; pass "
