@@ -35,7 +35,7 @@ QUERIES = 1000
 K = 10
 
 
-def _vectors(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_vectors(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(n catalogue vectors, QUERIES held-out queries) around shared centres."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((max(1, n // 200), DIM)).astype(np.float32)
@@ -47,7 +47,7 @@ def _vectors(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return draw(n), draw(QUERIES)
 
 
-def _embeddings(n: int, vectors: np.ndarray) -> Path:
+def embeddings_folder(n: int, vectors: np.ndarray) -> Path:
     """An embeddings folder of ``vectors`` (cached by size)."""
     folder = CACHE / f"index-embeddings-{n}-d{DIM}"
     if not (folder / "_SUCCESS").exists():
@@ -67,8 +67,8 @@ def main() -> None:
     emit({"bench": "index", "machine": machine(), "dim": DIM, "queries": QUERIES})
     kinds = args.kinds.split(",")
     for n in (int(s) for s in args.sizes.split(",")):
-        vectors, queries = _vectors(n, seed=n)
-        emb = _embeddings(n, vectors)
+        vectors, queries = synthetic_vectors(n, seed=n)
+        emb = embeddings_folder(n, vectors)
         exact, qps = None, {}
         for kind in ["flat", *(k for k in kinds if k != "flat")]:
             out = CACHE / f"index-{n}-{kind}"

@@ -1,22 +1,19 @@
-"""Bulk embedding inference as a scheduled or Ray job; the options of `pinsage embed`.
+"""The bulk-inference job, for schedulers and `ray job submit`.
 
-    ray job submit --working-dir . -- python jobs/embed.py \
-        --run RUN --graph GRAPH --out EMB [--contexts] [--overwrite]
+    python jobs/embed.py --config FILE --root DIR [--overwrite]
+    ray job submit -- python jobs/embed.py --config FILE --root DIR
 
-Inside `ray job submit` the job's cluster (RAY_ADDRESS) runs the map / join / reduce;
-run directly, it starts a local Ray, like the CLI. Exit codes as the CLI's.
+`pinsage pipeline --only embed` under the run root DIR: every item (and user) of
+DIR/graph embedded once with the latest checkpoint of DIR/run. Under `ray job submit`
+the map / join / reduce runs on the job's cluster (`RAY_ADDRESS`); run directly, on a
+local Ray. A complete output is skipped; `--overwrite` redoes it. Exit codes as the
+CLI's.
 """
 
-from __future__ import annotations
-
-import os
 import sys
 
 from pinsage.cli import main
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    if os.environ.get("RAY_ADDRESS") and "--ray-address" not in args:
-        args += ["--ray-address", os.environ["RAY_ADDRESS"]]
-    sys.argv = ["pinsage", "embed", *args]
+    sys.argv = ["pinsage", "pipeline", *sys.argv[1:], "--only", "embed"]
     main()

@@ -19,6 +19,9 @@ from pinsage.data.synth import SynthConfig
 from pinsage.errors import ConfigError
 
 __all__ = [
+    "DataConfig",
+    "EmbedConfig",
+    "IndexConfig",
     "ModelConfig",
     "PipelineConfig",
     "SamplerConfig",
@@ -177,14 +180,65 @@ class TrainConfig:
             raise ConfigError("train.lr and train.temperature must be > 0")
 
 
+DATA_FORMATS = ("folder", "lightgcn", "movielens", "parquet")
+EMBED_ENGINES = ("ray", "local")
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where `pinsage pipeline` takes its interactions from."""
+
+    # None: generate them (the `synth` section); else a path, relative to the
+    # working directory: a data folder (format "folder") or a source to import.
+    path: str | None = None
+    format: str = "folder"  # folder | lightgcn | movielens | parquet
+
+    def __post_init__(self) -> None:
+        if self.format not in DATA_FORMATS:
+            raise ConfigError(
+                f"data.format must be one of {DATA_FORMATS}, got '{self.format}'"
+            )
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Bulk inference in `pinsage pipeline` (the options of `pinsage embed`)."""
+
+    engine: str = "ray"  # ray: map / join / reduce on Ray Data; local: in process
+    contexts: bool = True  # user vectors too: `query --user`, GET /recommend
+
+    def __post_init__(self) -> None:
+        if self.engine not in EMBED_ENGINES:
+            raise ConfigError(
+                f"embed.engine must be one of {EMBED_ENGINES}, got '{self.engine}'"
+            )
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """The nearest-neighbour index in `pinsage pipeline` (`pinsage index build`)."""
+
+    kind: str = "auto"  # auto: exact up to 50k items, HNSW up to 2M, IVF-PQ beyond
+
+    def __post_init__(self) -> None:
+        if self.kind not in INDEX_KINDS:
+            raise ConfigError(
+                f"index.kind must be one of {INDEX_KINDS}, got '{self.kind}'"
+            )
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
-    """The whole pipeline's configuration (grows with each stage)."""
+    """The whole pipeline's configuration: one section per stage."""
 
+    data: DataConfig = field(default_factory=DataConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:

@@ -1,11 +1,10 @@
 """`pinsage demo`: the whole pipeline on the embedded default, for a person to read.
 
-Stages: synthetic data -> graph build -> importance neighbourhoods of a few sample
-items -> training -> every item embedded once (Ray engine: map / join / reduce) -> a
-FAISS index -> the sample items' nearest items, looked up in it. Items are printed
-with their planted cluster and features so that one can judge the neighbourhoods and
-the embeddings.
-Every stage skips work already done, so a second run only prints.
+`pinsage pipeline` on the generated default (synthetic data -> graph -> training ->
+evaluation -> every item embedded once on Ray -> a FAISS index), then the importance
+neighbourhoods of a few sample items and their nearest items looked up in the index,
+printed with their planted cluster and features so that one can judge both. Every
+stage skips work already done, so a second run only prints.
 """
 
 from __future__ import annotations
@@ -19,12 +18,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from pinsage.config import PipelineConfig
-from pinsage.data.synth import synthesize
-from pinsage.graph import build_graph, load_graph
-from pinsage.index import Index, build_index
-from pinsage.infer import embed
+from pinsage.graph import load_graph
+from pinsage.index import Index
+from pinsage.pipeline import run_pipeline
 from pinsage.sampler.describe import describe_neighborhoods
-from pinsage.train import latest_checkpoint, load_checkpoint, train
 
 __all__ = ["run_demo"]
 
@@ -38,28 +35,6 @@ def _sample_items(graph_degrees: np.ndarray, rng: np.random.Generator) -> np.nda
     # Items of typical popularity (degree above the median) read better than the head.
     candidates = np.flatnonzero(graph_degrees > np.median(graph_degrees))
     return rng.choice(candidates, size=NUM_SAMPLE_ITEMS, replace=False)
-
-
-def _train_once(cfg: PipelineConfig, graph_dir: Path, run_dir: Path) -> None:
-    total = cfg.train.epochs * cfg.train.steps_per_epoch
-    if latest_checkpoint(run_dir) is not None:
-        if load_checkpoint(run_dir)["step"] >= total:
-            log.info("run %s is complete; not training again", run_dir)
-            return
-        train(cfg, graph_dir, run_dir, resume=True)  # an interrupted demo continues
-        return
-    train(cfg, graph_dir, run_dir)
-
-
-def _nearest(out: Path, items: list) -> tuple[list[list], np.ndarray]:
-    """Embed every item (Ray engine), index them, look up ``items``' nearest.
-
-    Returns (nearest external ids (S, N), their scores (S, N)), best first.
-    """
-    embed(out / "run", out / "graph", out / "embeddings", engine="ray")
-    build_index(out / "embeddings", out / "index")
-    ids, scores = Index.load(out / "index").search(items=items, k=NEIGHBORS_SHOWN)
-    return ids.tolist(), scores
 
 
 class _Catalogue:
@@ -111,33 +86,28 @@ def _print_nearest(
 def run_demo(
     out: Path, *, cfg: PipelineConfig | None = None, echo: Callable[[str], None] = print
 ) -> dict:
-    """Run the demo pipeline under ``out`` and print what it found.
+    """Run the pipeline under ``out`` and print what it found.
 
     Returns the sampled neighbourhoods and nearest items of the sample items.
     """
     cfg = cfg or PipelineConfig()
     out = Path(out)
     t0 = time.perf_counter()
-    data_dir = synthesize(cfg.synth, out / "data")
-    build_graph(
-        data_dir / "interactions.parquet",
-        out / "graph",
-        items=data_dir / "items.parquet",
-    )
+    run_pipeline(cfg, out)
     graph = load_graph(out / "graph")
     m = graph.manifest
     echo(
         f"graph: {m['num_items']:,} items, {m['num_contexts']:,} users, "
         f"{m['num_edges']:,} edges"
     )
-    cat = _Catalogue(data_dir)
+    cat = _Catalogue(out / "data")
     rng = np.random.default_rng(cfg.sampler.seed)
     sample = _sample_items(graph.csr.item_degrees().numpy(), rng)
     items = graph.item_ids.take(sample).to_pylist()
     doc = describe_neighborhoods(graph, items, [], cfg.sampler)
     _print_neighborhoods(doc, cat, echo)
-    _train_once(cfg, out / "graph", out / "run")
-    nearest, scores = _nearest(out, items)
+    ids, scores = Index.load(out / "index").search(items=items, k=NEIGHBORS_SHOWN)
+    nearest = ids.tolist()
     _print_nearest(items, nearest, scores, cat, echo)
     log.info("demo finished in %.1fs (outputs in %s)", time.perf_counter() - t0, out)
     return {"neighborhoods": doc, "nearest": nearest}

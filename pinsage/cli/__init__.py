@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import click
 
 from pinsage.cli.infer import embed_cmd
 from pinsage.cli.lookup import index, query_cmd, serve_cmd
 from pinsage.cli.model import eval_cmd, train_cmd
+from pinsage.cli.pipeline import demo_cmd, pipeline_cmd
 from pinsage.cli.prepare import data, graph, sample
-from pinsage.config import load_config
-from pinsage.demo import run_demo
+from pinsage.cli.report import report_cmd
 from pinsage.errors import PinsageError
 
 __all__ = ["cli", "main"]
@@ -47,28 +46,11 @@ for command in (
     index,
     query_cmd,
     serve_cmd,
+    pipeline_cmd,
+    demo_cmd,
+    report_cmd,
 ):
     cli.add_command(command)
-
-
-@cli.command("demo")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("pinsage-demo"),
-    show_default=True,
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Run the demo with another config (default: the embedded demo config).",
-)
-def demo(out: Path, config_path: Path | None) -> None:
-    """Run the whole pipeline on generated data and print sample lookups."""
-    cfg = load_config(config_path) if config_path else None
-    run_demo(out, cfg=cfg, echo=click.echo)
 
 
 def main() -> None:

@@ -33,33 +33,73 @@ def index() -> None:
     show_default=True,
     help="auto: exact search for small catalogues, HNSW, then IVF-PQ by size.",
 )
+@click.option(
+    "--gpu/--no-gpu",
+    default=None,
+    help="Train and measure on a GPU (needs pinsage[gpu]); default: when present. "
+    "--gpu without one says why and builds on the CPU.",
+)
+@click.option(
+    "--graph",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Graph whose training items recommendations leave out (default: the one "
+    "the embeddings came from; used only when they hold context vectors).",
+)
 @click.option("--overwrite", is_flag=True, help="Rebuild a complete index.")
-def build_cmd(embeddings: Path, out: Path, kind: str, overwrite: bool) -> None:
+def build_cmd(
+    embeddings: Path,
+    out: Path,
+    kind: str,
+    gpu: bool | None,
+    graph: Path | None,
+    overwrite: bool,
+) -> None:
     """Index every item vector; write the measured recall into the manifest."""
     from pinsage.index import build_index
 
-    m = build_index(embeddings, out, kind=kind, overwrite=overwrite)
+    m = build_index(
+        embeddings, out, kind=kind, gpu=gpu, graph=graph, overwrite=overwrite
+    )
+    contexts = f" and {m['contexts']} users" if m.get("contexts") else ""
     click.echo(
-        f"{m['kind']} index ({m['factory']}) of {m['count']} items in {out}: "
-        f"recall@10 {m['recall@10']:.4f} against exact search"
+        f"{m['kind']} index ({m['factory']}, {m.get('device', 'cpu')}) of "
+        f"{m['count']} items{contexts} in {out}: recall@10 {m['recall@10']:.4f} "
+        "against exact search"
     )
 
 
 @click.command("query")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), required=True)
-@click.option("--item", required=True, help="The item id to find neighbours of.")
+@click.option("--item", default=None, help="The item id to find neighbours of.")
+@click.option(
+    "--user",
+    default=None,
+    help="A user (context) id to recommend items to, its training items left out "
+    "(needs context vectors: `pinsage embed --contexts`).",
+)
 @click.option("-k", type=click.IntRange(1, MAX_K), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def query_cmd(index_dir: Path, item: str, k: int, as_json: bool) -> None:
-    """Print the items most similar to ITEM, best first."""
+def query_cmd(
+    index_dir: Path, item: str | None, user: str | None, k: int, as_json: bool
+) -> None:
+    """Print the items most similar to --item, or recommended to --user, best first."""
     from pinsage.index import Index
 
-    (doc,) = Index.load(index_dir).similar([item], k)
+    if (item is None) == (user is None):
+        raise click.UsageError("pass exactly one of --item and --user")
+    index = Index.load(index_dir)
+    if item is not None:
+        (doc,) = index.similar([item], k)
+        title, found = f"items like {doc['item']}:", doc["neighbors"]
+    else:
+        (doc,) = index.recommendations([user], k)
+        title, found = f"items for user {doc['user']}:", doc["items"]
     if as_json:
         click.echo(json.dumps(doc))
         return
-    click.echo(f"items like {doc['item']}:")
-    for rank, n in enumerate(doc["neighbors"], 1):
+    click.echo(title)
+    for rank, n in enumerate(found, 1):
         click.echo(f"{rank:4d}  {n['item']}  {n['score']:.4f}")
 
 
@@ -67,10 +107,22 @@ def query_cmd(index_dir: Path, item: str, k: int, as_json: bool) -> None:
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
-def serve_cmd(index_dir: Path, host: str, port: int) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="Log every request (costs about a fifth of the throughput).",
+)
+def serve_cmd(index_dir: Path, host: str, port: int, access_log: bool) -> None:
     """Serve lookups over HTTP (FastAPI on uvicorn; OpenAPI docs at /docs)."""
     import uvicorn
 
     from pinsage.index.service import create_app
 
-    uvicorn.run(create_app(index_dir), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(index_dir),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+    )

@@ -5,7 +5,8 @@ Inner product on L2-normalised vectors (cosine), through `faiss.index_factory`:
 - ``flat``: exact search (``Flat``);
 - ``hnsw``: ``HNSW{M}``, ``efSearch`` tuned on the data;
 - ``ivfpq``: ``IVF{nlist},PQ{m},RFlat``: ``nlist`` about 4 sqrt(N) (FAISS's guideline
-  for up to a few million vectors), trained on a sample of 256 points a list, ``m`` =
+  for up to a few million vectors), trained on a sample of 256 points a list (at
+  most `TRAIN_MAX` points in all), ``m`` =
   d / 4 one-byte sub-quantizers (32 bytes a vector at d = 128) that shortlist
   ``k_factor_rf`` x k candidates, re-ranked exactly (PQ distances alone stop near
   0.6 recall@10); ``nprobe`` and ``k_factor_rf`` tuned on the data.
@@ -13,26 +14,29 @@ Inner product on L2-normalised vectors (cosine), through `faiss.index_factory`:
   up to `HNSW_MAX` (its graph and full vectors must fit in memory), IVF-PQ beyond.
 
 Tuning raises ``efSearch`` / ``nprobe`` (cheapest settings first) until recall@10
-against exact search, over a
-fixed sample of the catalogue's own vectors as queries, reaches `RECALL_TARGET`; the
-manifest records the setting and the recall measured with it.
+against exact search reaches `RECALL_TARGET`, over a fixed sample of the catalogue's
+own items as queries, each query's own row left out as `Index.search` leaves it out;
+the manifest records the setting and the recall measured with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pinsage.atomic import atomic_dir
+from pinsage.config import INDEX_KINDS
 from pinsage.errors import ConfigError, IndexBuildError
+from pinsage.index.backend import exact_index, faiss, gpu_training, use_gpu
+from pinsage.index.contexts import context_graph, exclude_rows, write_contexts
 from pinsage.infer.output import finish, read_embeddings, read_manifest
 
 __all__ = [
@@ -49,7 +53,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-KINDS = ("auto", "flat", "hnsw", "ivfpq")
+KINDS = INDEX_KINDS
 FLAT_MAX = 50_000  # a scan of 50k x 128 floats is about a millisecond a query
 HNSW_MAX = 2_000_000  # HNSW32 at d = 128: ~770 bytes a vector, 1.5 GB at 2M
 HNSW_M = 32
@@ -57,6 +61,7 @@ RECALL_TARGET = 0.95
 RECALL_K = 10
 RECALL_QUERIES = 1000
 TRAIN_PER_LIST = 256  # training sample per list (FAISS suggests 30 to 256)
+TRAIN_MAX = 300_000  # k-means cost grows with sample x lists; 75 a list at 1M is plenty
 MIN_PER_LIST = 39  # FAISS warns below this many training points a list
 EF_SEARCH = (16, 32, 64, 128, 256, 512)
 REFINE_FACTORS = (2, 4, 8, 16)  # IVF-PQ: candidates re-ranked exactly, x k
@@ -115,8 +120,24 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
     return vectors
 
 
+def _neighbours(
+    index: faiss.Index, queries: np.ndarray, own: np.ndarray, k: int
+) -> np.ndarray:
+    """Each query's ``k`` nearest rows other than its own (as `Index.search` answers).
+
+    The query's own row is the easiest hit of all; counting it would flatter recall.
+    Shapes: queries (Q, D), own (Q,) -> (Q, k) rows, -1 where fewer exist.
+    """
+    scores, rows = index.search(queries, min(k + 1, index.ntotal))
+    return exclude_rows(scores, rows, np.arange(len(own) + 1), own, k)[0]
+
+
 def _tune(
-    index: faiss.Index, plan: IndexPlan, queries: np.ndarray, exact: np.ndarray
+    index: faiss.Index,
+    plan: IndexPlan,
+    queries: np.ndarray,
+    own: np.ndarray,
+    exact: np.ndarray,
 ) -> tuple[dict, float]:
     """The first setting that reaches the recall target (else the last)."""
     space = faiss.ParameterSpace()
@@ -124,7 +145,7 @@ def _tune(
     for setting in plan.settings or ({},):
         for name, value in setting.items():
             space.set_index_parameter(index, name, value)
-        recall = recall_at(index.search(queries, exact.shape[1])[1], exact)
+        recall = recall_at(_neighbours(index, queries, own, exact.shape[1]), exact)
         if recall >= RECALL_TARGET:
             break
     return setting, recall
@@ -135,6 +156,8 @@ def build_index(
     out: Path,
     *,
     kind: str = "auto",
+    gpu: bool | None = None,
+    graph: Path | None = None,
     overwrite: bool = False,
     seed: int = 0,
 ) -> dict:
@@ -143,8 +166,11 @@ def build_index(
     ``out`` holds `INDEX_FILE`, `IDS_FILE` (row -> item id), `VECTORS_FILE` (the
     normalised vectors, memory-mappable: the queries of `Index.search` by item),
     ``manifest.json`` and ``_SUCCESS``, written to a temporary sibling and renamed.
-    A complete ``out`` built from the same embeddings with the same kind is left
-    alone unless ``overwrite``.
+    When the embeddings hold context vectors, ``out`` also holds them with each
+    context's training items, read from ``graph`` (default: the graph the
+    embeddings came from), for `Index.recommend`. ``gpu``: see
+    `pinsage.index.backend.use_gpu`. A complete ``out`` built from the same
+    embeddings with the same kind is left alone unless ``overwrite``.
     """
     embeddings, out = Path(embeddings), Path(out)
     source = read_manifest(embeddings)
@@ -154,6 +180,7 @@ def build_index(
     if not overwrite and source is not None and previous is not None:
         key = {
             "embeddings_checksum": source.get("checkpoint_sha256"),
+            "contexts": source.get("contexts"),
             "requested": kind,
         }
         if all(previous.get(k) == v for k, v in key.items()):
@@ -168,22 +195,26 @@ def build_index(
             f"{out} exists but is not an index of these embeddings; pass "
             "`--overwrite` to replace it, or choose another folder."
         )
+    graph = context_graph(embeddings, source, graph)
     plan = plan_index(kind, n, d)
+    on_gpu = use_gpu(gpu)
     t0 = time.perf_counter()
     x = _normalised(vectors)
     index = faiss.index_factory(d, plan.factory, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)
     if not index.is_trained:
-        size = min(n, plan.params["nlist"] * TRAIN_PER_LIST)
-        index.train(x[np.sort(rng.choice(n, size, replace=False))])
+        size = min(n, plan.params["nlist"] * TRAIN_PER_LIST, TRAIN_MAX)
+        with gpu_training(index) if on_gpu else contextlib.nullcontext():
+            index.train(x[np.sort(rng.choice(n, size, replace=False))])
     index.add(x)
     build_seconds = time.perf_counter() - t0
-    queries = x[np.sort(rng.choice(n, min(n, RECALL_QUERIES), replace=False))]
-    k = min(RECALL_K, n)
-    exact_index = faiss.IndexFlatIP(d)
-    exact_index.add(x)
-    exact = exact_index.search(queries, k)[1]
-    search_params, recall = _tune(index, plan, queries, exact)
+    own = np.sort(rng.choice(n, min(n, RECALL_QUERIES), replace=False))
+    queries, k = x[own], RECALL_K
+    exact_search = exact_index(d, on_gpu)
+    exact_search.add(x)
+    exact = _neighbours(exact_search, queries, own, k)
+    del exact_search  # a copy of every vector
+    search_params, recall = _tune(index, plan, queries, own, exact)
     log.info(
         "index %s (%s) of %d vectors built in %.1fs; recall@%d %.4f with %s",
         plan.kind,
@@ -207,13 +238,18 @@ def build_index(
         f"recall@{RECALL_K}": round(recall, 4),
         "recall_queries": len(queries),
         "build_seconds": round(build_seconds, 2),
+        "device": "gpu" if on_gpu else "cpu",
         "embeddings": str(embeddings.resolve()),
         "embeddings_checksum": source.get("checkpoint_sha256"),
         "seed": seed,
+        "contexts": None,
     }
     with atomic_dir(out, overwrite=True) as tmp:
         faiss.write_index(index, str(tmp / INDEX_FILE))
         pq.write_table(pa.table({"item": ids}), tmp / IDS_FILE)
         np.save(tmp / VECTORS_FILE, x)
+        if graph is not None:
+            manifest["contexts"] = write_contexts(tmp, embeddings, graph, ids)
+            manifest["graph"] = str(graph.resolve())
         finish(tmp, manifest)
     return manifest

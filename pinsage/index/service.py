@@ -2,15 +2,20 @@
 
     GET  /similar/{item}?k=10   one document, as `pinsage query --json` prints it
     POST /similar               {"items": [...], "k": 10} -> {"results": [...]}
+    GET  /recommend/{user}?k=10 {"user": ID, "items": [...]}, training items left out
     POST /reload                {"path": "new/index"} (optional) -> swap indexes
     GET  /healthz               200 once an index is loaded
     GET  /docs                  OpenAPI documentation
 
-Errors are JSON (``{"detail": ...}``): 404 for an unknown item, 422 for k outside
+Errors are JSON (``{"detail": ...}``): 404 for an unknown item or user (or for
+/recommend on an index without context vectors), 422 for k outside
 1..1000, a batch over `MAX_BATCH` items or a malformed body, 400 for a reload path
 that is not a complete index. A reload loads the new index completely, then swaps one
 reference: a request runs on the index it started with, old or new, never on a
-half-loaded one. FastAPI runs these (blocking, CPU-bound) handlers in its thread pool.
+half-loaded one. Single lookups (GET) run on the event loop: one FAISS query takes
+well under a millisecond, less than the thread-pool hop FastAPI makes for a blocking
+handler (measured: 2.2 -> 1.6 ms a request here). Batches (POST, up to `MAX_BATCH`
+queries) and reloads block for longer, so they run in FastAPI's thread pool.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from pinsage.errors import PinsageError
-from pinsage.index.search import MAX_K, Index, UnknownItemError
+from pinsage.index.search import MAX_K, Index, NoContextsError, UnknownIdError
 
 __all__ = ["MAX_BATCH", "create_app"]
 
@@ -68,22 +73,33 @@ def create_app(index_dir: Path) -> FastAPI:
         description="Items similar to an item, from a PinSage embedding index.",
     )
 
-    @app.exception_handler(UnknownItemError)
-    def unknown_item(request: Request, exc: UnknownItemError) -> JSONResponse:
+    @app.exception_handler(UnknownIdError)
+    @app.exception_handler(NoContextsError)
+    def not_found(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc)})
 
     @app.get("/healthz")
-    def healthz() -> dict:
+    async def healthz() -> dict:
         index = current.index
-        return {"status": "ok", "count": len(index), "index": str(index.path)}
+        users = 0 if index.contexts is None else len(index.contexts.ids)
+        return {
+            "status": "ok",
+            "count": len(index),
+            "users": users,
+            "index": str(index.path),
+        }
 
     @app.get("/similar/{item}")
-    def similar_one(item: str, k: int = Query(10, ge=1, le=MAX_K)) -> dict:
+    async def similar_one(item: str, k: int = Query(10, ge=1, le=MAX_K)) -> dict:
         return current.index.similar([item], k)[0]
 
     @app.post("/similar")
     def similar_batch(request: SimilarRequest) -> dict:
         return {"results": current.index.similar(request.items, request.k)}
+
+    @app.get("/recommend/{user}")
+    async def recommend(user: str, k: int = Query(10, ge=1, le=MAX_K)) -> dict:
+        return current.index.recommendations([user], k)[0]
 
     @app.post("/reload")
     def reload(request: ReloadRequest | None = None) -> dict:

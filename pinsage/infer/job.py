@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pinsage.atomic import atomic_dir
-from pinsage.config import PipelineConfig, load_section
+from pinsage.config import EMBED_ENGINES, PipelineConfig, load_section
 from pinsage.errors import CheckpointError, ConfigError
 from pinsage.graph.store import Graph, load_graph
 from pinsage.infer.local import embed_all
@@ -44,7 +44,7 @@ __all__ = ["ENGINES", "embed"]
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("ray", "local")
+ENGINES = EMBED_ENGINES
 OUTPUT_VERSION = 1  # of the embeddings folder layout (see `pinsage.infer.output`)
 
 _Batches = Iterable[

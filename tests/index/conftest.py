@@ -1,12 +1,45 @@
-"""Embeddings folders of generated vectors, written as `pinsage embed` writes them."""
+"""Embeddings folders of generated vectors, written as `pinsage embed` writes them.
 
+Also `serve`: the lookup service on a free loopback port, in a thread.
+"""
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import uvicorn
 
+from pinsage.index.service import create_app
 from pinsage.infer.output import finish, matrix_batches, write_parts
+
+
+@contextlib.contextmanager
+def _serving(index_dir: Path) -> Iterator[str]:
+    """Run `create_app(index_dir)` under uvicorn; yield its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(index_dir), host="127.0.0.1", port=port, log_level="warning"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
 
 
 def _write_embeddings(folder: Path, ids: list, vectors: np.ndarray) -> Path:
@@ -49,3 +82,9 @@ def write_embeddings():
 def write_embeddings_once():
     """`write_embeddings` for module-scoped fixtures."""
     return _write_embeddings
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """Serve an index folder: ``with serve(folder) as url: ...``."""
+    return _serving

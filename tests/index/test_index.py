@@ -1,12 +1,15 @@
 """Index build and search against brute-force numpy on generated vectors."""
 
 import json
+import logging
 
+import faiss
 import numpy as np
 import pytest
 
 from pinsage.errors import ConfigError
-from pinsage.index import Index, UnknownItemError, build_index, plan_index
+from pinsage.index import Index, UnknownIdError, backend, build_index, plan_index
+from pinsage.index import build as build_module
 from pinsage.index.build import FLAT_MAX, HNSW_MAX, recall_at
 from tests.test_cli_errors import run_cli
 
@@ -56,9 +59,8 @@ def test_approximate_kinds_keep_their_measured_recall(
     ids, _ = index.search(items=[f"item-{r}" for r in rows], k=10)
     want, _ = _brute_force(vectors, rows, 10)
     found = np.vectorize(lambda i: int(i.split("-")[1]))(ids)
-    # the manifest measured recall with the query itself among the neighbours; allow
-    # the sampling difference between 1000 queries and these 300
-    assert recall_at(found, want) >= manifest["recall@10"] - 0.08
+    # allow the sampling difference between the manifest's 1000 queries and these 300
+    assert recall_at(found, want) >= manifest["recall@10"] - 0.03
     assert recall_at(found, want) > 0.5
 
 
@@ -86,7 +88,7 @@ def test_tiny_catalogue_pads_and_unknown_ids_are_named(tmp_path, write_embedding
     ]
     assert np.isneginf(scores[0][2:]).all()
     assert index.search(items=["20"], k=1)[0].shape == (1, 1)  # ids typed as text
-    with pytest.raises(UnknownItemError, match="item 99 is not in the index"):
+    with pytest.raises(UnknownIdError, match="item 99 is not in the index"):
         index.search(items=[99], k=1)
     with pytest.raises(ConfigError, match="k must be in 1..1000"):
         index.search(items=[10], k=0)
@@ -130,3 +132,42 @@ def test_cli_query_json_and_exit_codes(
     assert code == 2 and "1001" in err
     code, _, err = pinsage("query", "--index", tmp_path / "none", "--item", "x")
     assert code == 2 and "not a complete index folder" in err
+
+
+def test_gpu_request_without_a_gpu_says_why_and_builds_on_cpu(
+    embeddings, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(backend, "gpu_status", lambda: (False, "no GPU here"))
+    with caplog.at_level(logging.WARNING):
+        manifest = build_index(embeddings, tmp_path / "index", kind="flat", gpu=True)
+    assert manifest["device"] == "cpu" and manifest["recall@10"] == 1.0
+    assert "--gpu: no GPU here; building on the CPU instead" in caplog.text
+    caplog.clear()
+    build_index(embeddings, tmp_path / "quiet", kind="flat")  # default: quietly
+    assert "--gpu" not in caplog.text
+
+
+def test_ivf_trained_through_the_gpu_hook_matches_the_cpu_build(
+    embeddings, tmp_path, monkeypatch
+):
+    """The GPU path with a CPU assigner in the GPU index's place: same index."""
+    cpu = build_index(embeddings, tmp_path / "a", kind="ivfpq")
+    monkeypatch.setattr(backend, "gpu_status", lambda: (True, "a pretend GPU"))
+    pretend = lambda d, gpu: faiss.IndexFlatIP(d)  # noqa: E731
+    monkeypatch.setattr(backend, "exact_index", pretend)
+    monkeypatch.setattr(build_module, "exact_index", pretend)
+    hooked = build_index(embeddings, tmp_path / "b", kind="ivfpq", gpu=True)
+    assert hooked["device"] == "gpu" and cpu["device"] == "cpu"
+    assert hooked["recall@10"] == cpu["recall@10"]
+    items = [f"item-{i}" for i in range(0, 3000, 97)]
+    a, b = (Index.load(tmp_path / p).search(items=items, k=10)[0] for p in "ab")
+    assert (a == b).all()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not backend.gpu_status()[0], reason="needs faiss-gpu and a GPU")
+def test_gpu_build_reaches_the_recall_target(embeddings, tmp_path):
+    manifest = build_index(embeddings, tmp_path / "index", kind="ivfpq", gpu=True)
+    assert manifest["device"] == "gpu" and manifest["recall@10"] >= 0.95
+    flat = build_index(embeddings, tmp_path / "flat", kind="flat", gpu=True)
+    assert flat["recall@10"] == 1.0

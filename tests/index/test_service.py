@@ -1,22 +1,14 @@
 """The lookup service over loopback with a real HTTP client (uvicorn in a thread)."""
 
-import socket
 import threading
 import time
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
 from pinsage.index import Index, build_index
-from pinsage.index.service import MAX_BATCH, create_app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from pinsage.index.service import MAX_BATCH
 
 
 @pytest.fixture(scope="module")
@@ -31,21 +23,9 @@ def indexes(embeddings, vectors, tmp_path_factory, write_embeddings_once):
 
 
 @pytest.fixture(scope="module")
-def server(indexes):
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(indexes[0]), host="127.0.0.1", port=port, log_level="warning"
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+def server(indexes, serve):
+    with serve(indexes[0]) as url:
+        yield url
 
 
 def test_lookups_match_the_index(server, indexes):

@@ -1,0 +1,251 @@
+"""`pinsage pipeline`: every stage in order under one run root, completed ones skipped.
+
+    ROOT/data/            generated or imported data (a data folder the config names
+                          is read in place)
+    ROOT/graph/           `pinsage graph build`
+    ROOT/run/             `pinsage train` (checkpoints, metrics.jsonl, eval.json)
+    ROOT/embeddings/      `pinsage embed`
+    ROOT/index/           `pinsage index build`
+    ROOT/manifest.json    what ties them together: config hash, code version,
+                          checkpoint hash, and per stage its seconds and whether
+                          this run skipped it
+
+Each stage is the library call its command makes, and each of those is idempotent:
+a complete output for the same inputs is left alone, an interrupted one is finished
+(training resumes from its latest checkpoint, exactly) or redone from scratch (every
+other artifact is written to a temporary sibling and renamed). So a pipeline killed
+at any point and run again ends with the index an uninterrupted run makes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pinsage
+from pinsage.atomic import write_json
+from pinsage.config import PipelineConfig
+from pinsage.errors import ConfigError, DataError
+
+__all__ = ["STAGES", "RunRoot", "config_sha256", "run_pipeline"]
+
+log = logging.getLogger(__name__)
+
+STAGES = ("data", "graph", "train", "eval", "embed", "index")
+FORMAT_VERSION = 1
+EVAL_KS = (10, 20)
+
+
+class RunRoot:
+    """The folders of a run root (see the module docstring)."""
+
+    def __init__(self, root: Path, cfg: PipelineConfig) -> None:
+        self.root = Path(root)
+        in_place = cfg.data.path is not None and cfg.data.format == "folder"
+        self.data = Path(cfg.data.path) if in_place else self.root / "data"
+        self.graph = self.root / "graph"
+        self.run = self.root / "run"
+        self.embeddings = self.root / "embeddings"
+        self.index = self.root / "index"
+        self.manifest = self.root / "manifest.json"
+
+
+def config_sha256(cfg: PipelineConfig) -> str:
+    """Hex sha256 of the resolved config (every key, defaults included)."""
+    text = json.dumps(asdict(cfg), sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def code_version() -> str:
+    """The package version, with the git commit when run from a checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return pinsage.__version__
+    return f"{pinsage.__version__}+g{commit}"
+
+
+def _data(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> None:
+    if cfg.data.path is None:
+        from pinsage.data.synth import synthesize
+
+        synthesize(cfg.synth, paths.data, overwrite=overwrite)
+    elif cfg.data.format == "folder":
+        if not (paths.data / "interactions.parquet").exists():
+            raise DataError(
+                f"data.path '{paths.data}' holds no interactions.parquet; point it at "
+                "a data folder (`pinsage data synth` / `data import` write one) or "
+                "set data.format to the source's format to import it."
+            )
+    else:
+        from pinsage.data.importers import import_folder
+
+        import_folder(
+            cfg.data.format, Path(cfg.data.path), paths.data, overwrite=overwrite
+        )
+
+
+def _graph(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> None:
+    from pinsage.graph import build_graph
+
+    items = paths.data / "items.parquet"
+    build_graph(
+        paths.data / "interactions.parquet",
+        paths.graph,
+        items=items if items.exists() else None,
+        overwrite=overwrite,
+    )
+
+
+def _train(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> bool:
+    """Train, or finish an interrupted run; False when the run was complete."""
+    from pinsage.train import latest_checkpoint, load_checkpoint, train
+
+    if overwrite:
+        shutil.rmtree(paths.run, ignore_errors=True)
+    if latest_checkpoint(paths.run) is None:
+        shutil.rmtree(paths.run, ignore_errors=True)  # killed before a checkpoint
+        train(cfg, paths.graph, paths.run)
+        return True
+    total = cfg.train.epochs * cfg.train.steps_per_epoch
+    if load_checkpoint(paths.run)["step"] >= total:
+        return False
+    train(cfg, paths.graph, paths.run, resume=True)  # exactly where it stopped
+    return True
+
+
+def _eval(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> bool:
+    """Evaluate on the held-out interactions; False when done or there are none."""
+    from pinsage.eval.job import evaluate_run
+    from pinsage.train import load_checkpoint
+
+    test = paths.data / "test.parquet"
+    if not test.exists():
+        log.info("no %s: nothing to evaluate", test)
+        return False
+    done = paths.run / "eval.json"
+    step = load_checkpoint(paths.run)["step"]
+    if not overwrite and done.exists() and json.loads(done.read_text())["step"] == step:
+        return False
+    evaluate_run(paths.run, paths.graph, test, EVAL_KS)
+    return True
+
+
+def _embed(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> None:
+    from pinsage.infer import embed
+
+    embed(
+        paths.run,
+        paths.graph,
+        paths.embeddings,
+        engine=cfg.embed.engine,
+        # under `ray job submit`: the job's cluster, not a fresh local Ray
+        ray_address=os.environ.get("RAY_ADDRESS"),
+        contexts=cfg.embed.contexts,
+        overwrite=overwrite,
+    )
+
+
+def _index(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> None:
+    from pinsage.index import build_index
+
+    build_index(paths.embeddings, paths.index, kind=cfg.index.kind, overwrite=overwrite)
+
+
+_RUNNERS: dict[str, Callable[[PipelineConfig, RunRoot, bool], bool | None]] = {
+    "data": _data,
+    "graph": _graph,
+    "train": _train,
+    "eval": _eval,
+    "embed": _embed,
+    "index": _index,
+}
+# Stages whose output folder has a manifest: unchanged manifest = skipped.
+_OUTPUTS = {"data": "data", "graph": "graph", "embed": "embeddings", "index": "index"}
+
+
+def _output_manifest(paths: RunRoot, stage: str) -> str | None:
+    folder = _OUTPUTS.get(stage)
+    if folder is None:
+        return None
+    path = getattr(paths, folder) / "manifest.json"
+    return path.read_text() if path.exists() else None
+
+
+def _read_root_manifest(paths: RunRoot, cfg_hash: str, overwrite: bool) -> dict:
+    if not paths.manifest.exists():
+        return {}
+    manifest = json.loads(paths.manifest.read_text())
+    if manifest.get("config_sha256") != cfg_hash and not overwrite:
+        raise ConfigError(
+            f"{paths.root} holds a run of another config (config sha256 "
+            f"{manifest.get('config_sha256', '?')[:12]}, this one {cfg_hash[:12]}); "
+            "choose another --root, or pass --overwrite to redo every stage."
+        )
+    return manifest
+
+
+def run_pipeline(
+    cfg: PipelineConfig,
+    root: Path,
+    *,
+    stages: Sequence[str] = STAGES,
+    overwrite: bool = False,
+) -> dict:
+    """Run ``stages`` (in pipeline order) under ``root``; return the root manifest.
+
+    ``overwrite`` redoes the given stages even when complete. A stage whose input is
+    missing (say ``embed`` before ``train`` ever ran) fails with the error of the
+    library call, which names the missing folder.
+    """
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {unknown}; the stages are {list(STAGES)}")
+    paths = RunRoot(root, cfg)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    cfg_hash = config_sha256(cfg)
+    manifest = _read_root_manifest(paths, cfg_hash, overwrite)
+    manifest.update(
+        format_version=FORMAT_VERSION,
+        config_sha256=cfg_hash,
+        code_version=code_version(),
+        dataset=cfg.data.path or "synthetic",
+    )
+    manifest.setdefault("stages", {})
+    for stage in (s for s in STAGES if s in stages):
+        before = _output_manifest(paths, stage)
+        t0 = time.perf_counter()
+        ran = _RUNNERS[stage](cfg, paths, overwrite)
+        seconds = time.perf_counter() - t0
+        if ran is None:  # the stage's own manifest says whether it did anything
+            ran = overwrite or _output_manifest(paths, stage) != before
+        previous = manifest["stages"].get(stage, {})
+        manifest["stages"][stage] = {
+            # a skipped stage keeps the time of the run that did its work
+            "seconds": round(seconds if ran else previous.get("seconds", seconds), 2),
+            "skipped": not ran,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        what = "done" if ran else "already complete"
+        log.info("stage %s %s in %.1fs", stage, what, seconds)
+        if stage == "embed":
+            emb = json.loads((paths.embeddings / "manifest.json").read_text())
+            manifest["checkpoint_sha256"] = emb.get("checkpoint_sha256")
+        write_json(paths.manifest, manifest)  # after every stage: a kill loses one
+    return manifest

@@ -1,0 +1,92 @@
+"""jobs/*.py: run directly and through `ray job submit` against a local Ray head."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_pipeline import TINY
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    """A local Ray head (2 CPUs, job server on a free port); its job API address."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    port, dashboard = _free_port(), _free_port()
+    start = [
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--num-cpus",
+        "2",
+        "--port",
+        str(port),
+        "--dashboard-port",
+        str(dashboard),
+        "--include-dashboard",
+        "true",
+        "--disable-usage-stats",
+    ]
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=180)
+    try:
+        yield f"http://127.0.0.1:{dashboard}", env
+    finally:
+        subprocess.run(
+            [str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120
+        )
+
+
+def _submit(address: str, env: dict, job: str, *args: str) -> str:
+    cmd = [
+        str(BIN / "ray"),
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--",
+        sys.executable,
+        str(REPO / "jobs" / job),
+        *args,
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_jobs_under_ray_job_submit_then_directly(ray_head, tmp_path):
+    address, env = ray_head
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY.replace("engine: local", "engine: ray"))
+    root = tmp_path / "root"
+    args = ("--config", str(config), "--root", str(root))
+    for job in ("train.py", "embed.py", "index.py"):
+        out = _submit(address, env, job, *args)
+        assert "succeeded" in out
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert list(manifest["stages"]) == ["data", "graph", "train", "eval", "embed", "index"]
+    assert not any(s["skipped"] for s in manifest["stages"].values())
+    assert (root / "index/_SUCCESS").exists()
+    # run directly, a complete stage is skipped; --overwrite redoes it
+    direct = [sys.executable, str(REPO / "jobs/index.py"), *args]
+    subprocess.run(direct, check=True, capture_output=True, timeout=300)
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["stages"]["index"]["skipped"]
+    subprocess.run(
+        [*direct, "--overwrite"], check=True, capture_output=True, timeout=300
+    )
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert not manifest["stages"]["index"]["skipped"]

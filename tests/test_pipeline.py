@@ -1,0 +1,143 @@
+"""`pinsage pipeline`: stages in order, skipped when complete, safe to kill anywhere."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pinsage.config import load_config
+from pinsage.pipeline import STAGES, config_sha256, run_pipeline
+from tests.test_cli_errors import run_cli
+
+# Small enough for seconds a stage; checkpoints every 4 steps so a kill mid-training
+# finds one to resume from.
+TINY = """
+synth: {num_items: 300, num_users: 200, num_edges: 5000, num_clusters: 5}
+sampler: {num_walks: 30}
+model: {dim: 16, hidden_dim: 16, out_dim: 16, text_buckets: 1024}
+train: {epochs: 2, steps_per_epoch: 12, batch_size: 64, num_workers: 0,
+        checkpoint_every: 4, num_random_negatives: 50}
+embed: {engine: local}
+"""
+ARTIFACTS = ("data", "graph", "embeddings", "index")
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(config, tmp_path_factory) -> Path:
+    """An uninterrupted run root of the tiny config."""
+    root = tmp_path_factory.mktemp("reference") / "root"
+    run_pipeline(load_config(config), root)
+    return root
+
+
+def _index_of(root: Path) -> tuple[np.ndarray, bytes]:
+    return np.load(root / "index/vectors.npy"), (root / "index/ids.parquet").read_bytes()
+
+
+def test_all_stages_then_only_skips(config, reference, monkeypatch, capsys):
+    manifest = json.loads((reference / "manifest.json").read_text())
+    assert list(manifest["stages"]) == list(STAGES)
+    assert not any(s["skipped"] for s in manifest["stages"].values())
+    assert manifest["config_sha256"] == config_sha256(load_config(config))
+    assert manifest["checkpoint_sha256"] and manifest["code_version"]
+    assert (reference / "run/eval.json").exists()
+    index_mtime = (reference / "index/manifest.json").stat().st_mtime_ns
+    args = ["-q", "pipeline", "--config", str(config), "--root", str(reference)]
+    code, out, _ = run_cli(args, monkeypatch, capsys)
+    assert code == 0 and out.count("skipped (complete)") == len(STAGES)
+    again = json.loads((reference / "manifest.json").read_text())
+    assert all(s["skipped"] for s in again["stages"].values())
+    # a skipped stage keeps the time of the run that did the work
+    assert again["stages"]["train"]["seconds"] == manifest["stages"]["train"]["seconds"]
+    assert (reference / "index/manifest.json").stat().st_mtime_ns == index_mtime
+
+
+def test_another_config_on_the_same_root_is_refused(
+    reference, tmp_path, monkeypatch, capsys
+):
+    other = tmp_path / "other.yaml"
+    other.write_text(TINY.replace("num_walks: 30", "num_walks: 31"))
+    args = ["pipeline", "--config", str(other), "--root", str(reference)]
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert code == 2 and "holds a run of another config" in err
+
+
+def test_only_runs_the_named_stages_and_overwrite_redoes_them(config, reference):
+    before = (reference / "index/manifest.json").stat().st_mtime_ns
+    manifest = run_pipeline(
+        load_config(config), reference, stages=["index"], overwrite=True
+    )
+    assert not manifest["stages"]["index"]["skipped"]
+    assert (reference / "index/manifest.json").stat().st_mtime_ns != before
+
+
+def _pipeline(config: Path, root: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from pinsage.cli import main; main()",
+            "-q",
+            "pipeline",
+            "--config",
+            str(config),
+            "--root",
+            str(root),
+        ],
+        start_new_session=True,  # its own process group: the kill takes every child
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stage_done(root: Path, stage: str) -> bool:
+    try:
+        return stage in json.loads((root / "manifest.json").read_text())["stages"]
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+KILL_POINTS = {
+    # mid-training, after its first checkpoint
+    "train": lambda root: any((root / "run/checkpoints").glob("*.pt")),
+    # as embedding starts (the evaluation has just been recorded)
+    "embed": lambda root: _stage_done(root, "eval"),
+    # as the index build starts
+    "index": lambda root: (root / "embeddings/_SUCCESS").exists(),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", list(KILL_POINTS))
+def test_killed_anywhere_then_rerun_gives_the_same_index(
+    config, reference, tmp_path, stage
+):
+    root = tmp_path / "root"
+    proc = _pipeline(config, root)
+    deadline = time.monotonic() + 300
+    while not KILL_POINTS[stage](root) and proc.poll() is None:
+        assert time.monotonic() < deadline, f"never reached the {stage} stage"
+        time.sleep(0.02)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for name in ARTIFACTS:  # each artifact is complete or absent, never half-written
+        assert not (root / name).exists() or (root / name / "_SUCCESS").exists()
+    run_pipeline(load_config(config), root)
+    vectors, ids = _index_of(root)
+    want_vectors, want_ids = _index_of(reference)
+    assert ids == want_ids
+    np.testing.assert_array_equal(vectors, want_vectors)
