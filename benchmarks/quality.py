@@ -31,16 +31,12 @@ from pinsage.data.importers import import_lightgcn  # noqa: E402
 from pinsage.data.synth import SynthConfig, synthesize  # noqa: E402
 from pinsage.eval.job import evaluate_run, popularity_baseline  # noqa: E402
 from pinsage.graph import build_graph, load_graph  # noqa: E402
+from pinsage.report.published import GOWALLA  # noqa: E402
 from pinsage.train import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # LightGCN (He et al., SIGIR 2020) Table 3, Gowalla: recall@20, ndcg@20.
-PUBLISHED = {
-    "LightGCN": (0.1830, 0.1554),
-    "NGCF": (0.1570, 0.1327),
-    "PinSage (as reported by NGCF)": (0.1380, 0.1196),
-    "best published on this split (about)": (0.192, None),
-}
+PUBLISHED = GOWALLA.rows  # (recall@20, ndcg@20) by model
 
 
 def _variants(cfg, ablation: bool) -> dict:

@@ -62,7 +62,7 @@ def main() -> None:
             shutil.rmtree(run, ignore_errors=True)
             tc = replace(base.train, num_workers=workers, neighborhoods=tables)
             cfg = replace(base, train=tc)
-            results[name].append(train(cfg, graph, run, worker_kind=kind))
+            results[name].append(train(cfg, graph, run, producer=kind))
             shutil.rmtree(run, ignore_errors=True)
     inline = statistics.median(r["pairs_per_s"] for r in results["inline"])
     for name, records in results.items():

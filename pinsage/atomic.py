@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_dir", "write_json"]
+__all__ = ["atomic_dir", "write_json", "write_text"]
 
 
 @contextmanager
@@ -51,9 +51,17 @@ def atomic_dir(out: Path, *, overwrite: bool = False) -> Iterator[Path]:
         os.replace(tmp, out)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON through a temporary file and ``os.replace``."""
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` through a temporary sibling and os.replace: never half-written."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically (`write_text`)."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

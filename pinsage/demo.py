@@ -1,10 +1,10 @@
 """`pinsage demo`: the whole pipeline on the embedded default, for a person to read.
 
 `pinsage pipeline` on the generated default (synthetic data -> graph -> training ->
-evaluation -> every item embedded once on Ray -> a FAISS index), then the importance
-neighbourhoods of a few sample items and their nearest items looked up in the index,
-printed with their planted cluster and features so that one can judge both. Every
-stage skips work already done, so a second run only prints.
+evaluation -> every item embedded once on Ray -> a FAISS index) and its HTML report,
+then the importance neighbourhoods of a few sample items and their nearest items
+looked up in the index, printed with their planted cluster and features so that one
+can judge both. Every stage skips work already done, so a second run only prints.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pinsage.config import PipelineConfig
 from pinsage.graph import load_graph
 from pinsage.index import Index
 from pinsage.pipeline import run_pipeline
+from pinsage.report import write_report
 from pinsage.sampler.describe import describe_neighborhoods
 
 __all__ = ["run_demo"]
@@ -94,11 +95,12 @@ def run_demo(
     out = Path(out)
     t0 = time.perf_counter()
     run_pipeline(cfg, out)
+    report = write_report(out)
     graph = load_graph(out / "graph")
     m = graph.manifest
     echo(
         f"graph: {m['num_items']:,} items, {m['num_contexts']:,} users, "
-        f"{m['num_edges']:,} edges"
+        f"{m['num_edges']:,} edges; report (curves, metrics, neighbours): {report}"
     )
     cat = _Catalogue(out / "data")
     rng = np.random.default_rng(cfg.sampler.seed)

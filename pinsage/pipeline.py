@@ -113,20 +113,42 @@ def _graph(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> None:
     )
 
 
-def _train(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> bool:
-    """Train, or finish an interrupted run; False when the run was complete."""
+def _train(
+    cfg: PipelineConfig, paths: RunRoot, overwrite: bool, workers: int = 1
+) -> bool:
+    """Train, or finish an interrupted run; False when the run was complete.
+
+    With held-out interactions in the data folder, the run is evaluated at each
+    epoch's end (its curve goes into metrics.jsonl and the report). ``workers`` > 1
+    trains data-parallel under Ray Train (on the job's cluster under `ray job
+    submit`, else a local Ray).
+    """
+    from pinsage.eval.job import evaluator
+    from pinsage.graph import load_graph
     from pinsage.train import latest_checkpoint, load_checkpoint, train
 
     if overwrite:
         shutil.rmtree(paths.run, ignore_errors=True)
-    if latest_checkpoint(paths.run) is None:
+    resume = latest_checkpoint(paths.run) is not None
+    if resume:
+        total = cfg.train.epochs * cfg.train.steps_per_epoch
+        if load_checkpoint(paths.run)["step"] >= total:
+            return False
+    else:
         shutil.rmtree(paths.run, ignore_errors=True)  # killed before a checkpoint
-        train(cfg, paths.graph, paths.run)
-        return True
-    total = cfg.train.epochs * cfg.train.steps_per_epoch
-    if load_checkpoint(paths.run)["step"] >= total:
-        return False
-    train(cfg, paths.graph, paths.run, resume=True)  # exactly where it stopped
+    test = paths.data / "test.parquet"
+    evaluate = None
+    if test.exists():
+        evaluate = evaluator(load_graph(paths.graph), test, cfg, EVAL_KS)
+    train(
+        cfg,
+        paths.graph,
+        paths.run,
+        resume=resume,
+        evaluate=evaluate,
+        workers=workers,
+        ray_address=os.environ.get("RAY_ADDRESS") if workers > 1 else None,
+    )
     return True
 
 
@@ -207,12 +229,14 @@ def run_pipeline(
     *,
     stages: Sequence[str] = STAGES,
     overwrite: bool = False,
+    workers: int = 1,
 ) -> dict:
     """Run ``stages`` (in pipeline order) under ``root``; return the root manifest.
 
-    ``overwrite`` redoes the given stages even when complete. A stage whose input is
-    missing (say ``embed`` before ``train`` ever ran) fails with the error of the
-    library call, which names the missing folder.
+    ``overwrite`` redoes the given stages even when complete; ``workers`` is the
+    number of data-parallel training workers (recorded with the train stage). A
+    stage whose input is missing (say ``embed`` before ``train`` ever ran) fails
+    with the error of the library call, which names the missing folder.
     """
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -231,16 +255,19 @@ def run_pipeline(
     for stage in (s for s in STAGES if s in stages):
         before = _output_manifest(paths, stage)
         t0 = time.perf_counter()
-        ran = _RUNNERS[stage](cfg, paths, overwrite)
+        extra = {"workers": workers} if stage == "train" else {}
+        ran = _RUNNERS[stage](cfg, paths, overwrite, **extra)
         seconds = time.perf_counter() - t0
         if ran is None:  # the stage's own manifest says whether it did anything
             ran = overwrite or _output_manifest(paths, stage) != before
         previous = manifest["stages"].get(stage, {})
         manifest["stages"][stage] = {
-            # a skipped stage keeps the time of the run that did its work
+            **previous,
+            # a skipped stage keeps the time (and workers) of the run that did it
             "seconds": round(seconds if ran else previous.get("seconds", seconds), 2),
             "skipped": not ran,
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            **(extra if ran else {}),
         }
         what = "done" if ran else "already complete"
         log.info("stage %s %s in %.1fs", stage, what, seconds)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pinsage.pipeline import STAGES
 from tests.test_pipeline import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,10 +75,12 @@ def test_jobs_under_ray_job_submit_then_directly(ray_head, tmp_path):
     root = tmp_path / "root"
     args = ("--config", str(config), "--root", str(root))
     for job in ("train.py", "embed.py", "index.py"):
-        out = _submit(address, env, job, *args)
+        extra = ("--workers", "2") if job == "train.py" else ()  # DDP on the cluster
+        out = _submit(address, env, job, *args, *extra)
         assert "succeeded" in out
     manifest = json.loads((root / "manifest.json").read_text())
-    assert list(manifest["stages"]) == ["data", "graph", "train", "eval", "embed", "index"]
+    assert list(manifest["stages"]) == list(STAGES)
+    assert manifest["stages"]["train"]["workers"] == 2
     assert not any(s["skipped"] for s in manifest["stages"].values())
     assert (root / "index/_SUCCESS").exists()
     # run directly, a complete stage is skipped; --overwrite redoes it

@@ -44,7 +44,8 @@ def reference(config, tmp_path_factory) -> Path:
 
 
 def _index_of(root: Path) -> tuple[np.ndarray, bytes]:
-    return np.load(root / "index/vectors.npy"), (root / "index/ids.parquet").read_bytes()
+    ids = (root / "index/ids.parquet").read_bytes()
+    return np.load(root / "index/vectors.npy"), ids
 
 
 def test_all_stages_then_only_skips(config, reference, monkeypatch, capsys):

@@ -33,11 +33,23 @@ __all__ = ["eval_cmd", "train_cmd"]
     "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
 )
 @click.option(
-    "--workers",
+    "--producer",
     type=click.Choice(["process", "thread"]),
     default="thread",
     show_default=True,
     help="Kind of batch producers (threads measured faster on 2 cores).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Data-parallel workers: N > 1 trains under Ray Train (DDP); 1 needs no Ray.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="With --workers N: train on this Ray cluster (default: a local Ray).",
 )
 @click.option(
     "--until-step",
@@ -52,12 +64,16 @@ def train_cmd(
     resume: bool,
     test_file: Path | None,
     device: str,
-    workers: str,
+    producer: str,
+    workers: int,
+    ray_address: str | None,
     until_step: int | None,
 ) -> None:
     """Train PinSage on a graph.
 
-    Checkpoints, metrics.jsonl and config.yaml go to OUT.
+    Checkpoints, metrics.jsonl and config.yaml go to OUT. With --workers N > 1,
+    N data-parallel workers each train on their own batches (train.batch_size per
+    worker) and rank 0 writes OUT.
     """
     from pinsage.train import train
 
@@ -73,9 +89,11 @@ def train_cmd(
         out,
         resume=resume,
         device=device,
-        worker_kind=workers,
+        producer=producer,
         evaluate=evaluate,
         until_step=until_step,
+        workers=workers,
+        ray_address=ray_address,
     )
 
 

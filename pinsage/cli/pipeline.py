@@ -27,15 +27,30 @@ __all__ = ["demo_cmd", "pipeline_cmd"]
     help="Run just these stages (repeatable; default: all, in order).",
 )
 @click.option("--overwrite", is_flag=True, help="Redo the stages even when complete.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Data-parallel training workers (DDP under Ray Train when > 1).",
+)
 def pipeline_cmd(
-    config_path: Path, root: Path, stages: tuple[str, ...], overwrite: bool
+    config_path: Path,
+    root: Path,
+    stages: tuple[str, ...],
+    overwrite: bool,
+    workers: int,
 ) -> None:
     """Run data, graph, train, eval, embed and index in order; skip complete ones."""
     from pinsage.config import load_config
     from pinsage.pipeline import run_pipeline
 
     manifest = run_pipeline(
-        load_config(config_path), root, stages=stages or STAGES, overwrite=overwrite
+        load_config(config_path),
+        root,
+        stages=stages or STAGES,
+        overwrite=overwrite,
+        workers=workers,
     )
     for name, stage in manifest["stages"].items():
         state = "skipped (complete)" if stage["skipped"] else f"{stage['seconds']}s"

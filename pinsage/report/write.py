@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from pathlib import Path
 
+from pinsage.atomic import write_text
 from pinsage.report.collect import collect_run
 from pinsage.report.html import render_page
 from pinsage.report.plots import training_plots
@@ -16,16 +15,6 @@ __all__ = ["REPORT_FILE", "write_report"]
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write through a temporary sibling and `os.replace`: never a half-written page."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_report(root: Path, out: Path | None = None) -> Path:
@@ -38,6 +27,6 @@ def write_report(root: Path, out: Path | None = None) -> Path:
     data = collect_run(Path(root))
     out = Path(out) if out is not None else data.root / REPORT_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
-    _write_text_atomic(out, render_page(data, training_plots(data.train_rows)))
+    write_text(out, render_page(data, training_plots(data.train_rows)))
     log.info("report of %s written to %s (%d missing)", root, out, len(data.missing))
     return out

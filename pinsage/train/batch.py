@@ -1,8 +1,10 @@
 """One training minibatch, assembled on the producer side (CPU workers).
 
-Everything random in a batch comes from a generator seeded by (seed, step), so batch
-``step`` is the same whichever worker builds it and however many workers there are,
-and a resumed run sees exactly the batches an uninterrupted one would.
+Everything random in a batch comes from a generator seeded by (seed, draw), so batch
+``step`` is the same whichever producer builds it and however many producers there
+are, and a resumed run sees exactly the batches an uninterrupted one would. ``draw``
+is the batch's index in the run's stream of batches: ``step`` in a single process,
+``step * workers + rank`` for a data-parallel replica (each draws its own batches).
 """
 
 from __future__ import annotations
@@ -130,13 +132,16 @@ def make_batch(
     epoch: int,
     negative_probs: Tensor | None,
     tables: tuple[Neighbors, Neighbors] | None = None,
+    *,
+    draw: int | None = None,
 ) -> TrainBatch:
     """Build minibatch ``step`` (in 1-based ``epoch``) of a run.
 
     Neighbourhoods come from fresh walks, or from ``tables`` (every item's and every
-    context's, ``cfg.neighborhoods == "epoch"``). See the module docstring.
+    context's, ``cfg.neighborhoods == "epoch"``). ``draw`` seeds the batch's random
+    choices (None: ``step``); see the module docstring.
     """
-    gen = generator_for(cfg.seed, step)
+    gen = generator_for(cfg.seed, step if draw is None else draw)
     pairs = sample_positive_pairs(graph, cfg.batch_size, generator=gen)
     neg_ids, log_q = random_negatives(
         cfg.num_random_negatives, graph.num_items, negative_probs, generator=gen

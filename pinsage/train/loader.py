@@ -47,12 +47,17 @@ class BatchMaker:
 
     Threads and the inline path share the graph and features the trainer already
     loaded (`with_data`); pickling drops them, so a spawned process loads its own on
-    first use (paths and plain config travel, arrays do not).
+    first use (paths and plain config travel, arrays do not). A data-parallel replica
+    ``rank`` of ``world_size`` builds its step ``s`` as draw ``s * world_size + rank``
+    of the run's batch stream: replicas never share a batch, and one replica of one
+    draws exactly the single-process batches.
     """
 
     graph_dir: Path
     cfg: PipelineConfig
     text_buckets: int
+    rank: int = 0
+    world_size: int = 1
 
     def __post_init__(self) -> None:
         self._state = None
@@ -110,7 +115,15 @@ class BatchMaker:
         if self.cfg.train.neighborhoods == "epoch":
             tables = self._epoch_tables(csr, epoch)
         return make_batch(
-            csr, store, self.cfg.sampler, self.cfg.train, step, epoch, probs, tables
+            csr,
+            store,
+            self.cfg.sampler,
+            self.cfg.train,
+            step,
+            epoch,
+            probs,
+            tables,
+            draw=step * self.world_size + self.rank,
         )
 
 

@@ -3,7 +3,9 @@
 set lr -> fwd/bwd -> clip/step -> log -> maybe checkpoint -> maybe evaluate -> stop.
 Batches come from the producer-consumer loader; everything random in them is a
 function of (seed, step), so resuming from a checkpoint replays the same batches and
-ends with the same parameters as an uninterrupted run.
+ends with the same parameters as an uninterrupted run. `fit` is the loop of one
+process; a data-parallel run (`pinsage.train.distributed`) runs it in every worker,
+with a `pinsage.train.ddp.DDPReplica` synchronising the step.
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ import json
 import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import yaml
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from pinsage.config import PipelineConfig, TrainConfig, load_section
 from pinsage.errors import ConfigError
 from pinsage.graph.store import Graph, load_graph
 from pinsage.nn.features import FeatureStore
+from pinsage.train.batch import TrainBatch
 from pinsage.train.checkpoint import (
     check_graph,
     graph_key,
@@ -31,11 +36,12 @@ from pinsage.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from pinsage.train.ddp import Replica
 from pinsage.train.loader import BatchLoader, BatchMaker
 from pinsage.train.model import build_model, make_optimizers
-from pinsage.train.objective import batch_loss
+from pinsage.train.objective import BatchLoss
 
-__all__ = ["lr_at", "train"]
+__all__ = ["fit", "lr_at", "resolve_device", "resume_checkpoint", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +54,8 @@ def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -74,6 +81,26 @@ def _write_config(out: Path, cfg: PipelineConfig) -> None:
     (out / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
+def resume_checkpoint(
+    out: Path, cfg: PipelineConfig, graph: Graph, resume: bool
+) -> dict | None:
+    """The checkpoint a run continues from (``resume``), or None for a new run.
+
+    `ConfigError` when ``out`` already holds a run and ``resume`` is off, or when the
+    checkpoint's model differs from ``cfg``'s; `CheckpointError` when there is no
+    readable checkpoint or it was trained on another graph.
+    """
+    if not resume:
+        if (out / "checkpoints").exists():
+            raise ConfigError(
+                f"{out} already holds a run; pass --resume to continue it."
+            )
+        return None
+    checkpoint = load_checkpoint(out)
+    _check_graph_matches(checkpoint, graph, cfg, out)
+    return checkpoint
+
+
 def _start(
     out: Path, cfg: PipelineConfig, graph: Graph, model, optimizers, resume: bool
 ) -> tuple[int, float | None]:
@@ -81,14 +108,9 @@ def _start(
 
     Returns (first step to train, best metric so far).
     """
-    if not resume:
-        if (out / "checkpoints").exists():
-            raise ConfigError(
-                f"{out} already holds a run; pass --resume to continue it."
-            )
+    checkpoint = resume_checkpoint(out, cfg, graph, resume)
+    if checkpoint is None:
         return 0, None
-    checkpoint = load_checkpoint(out)
-    _check_graph_matches(checkpoint, graph, cfg, out)
     model.load_state_dict(checkpoint["model"])
     for optimizer, state in zip(optimizers, checkpoint["optimizer"], strict=True):
         optimizer.load_state_dict(state)
@@ -96,25 +118,46 @@ def _start(
     return checkpoint["step"], checkpoint.get("best_metric")
 
 
-def _train_step(model, optimizers, dense_params, batch, cfg: TrainConfig, lr: float):
-    """One forward/backward/update on ``batch`` (already on the model's device)."""
+def _train_step(
+    loss_of: nn.Module,
+    optimizers: list[torch.optim.Optimizer],
+    batch: TrainBatch,
+    cfg: TrainConfig,
+    lr: float,
+    replica: Replica,
+) -> Tensor:
+    """One forward/backward/update on ``batch`` (already on the model's device).
+
+    ``loss_of`` is the `BatchLoss` module, DDP-wrapped in a data-parallel run; the
+    replica averages what DDP does not (the sparse tables' gradients).
+    """
     for optimizer in optimizers:
         for group in optimizer.param_groups:
             group["lr"] = lr
     device = batch.query_pos.device
-    model.train()
+    loss_of.train()
     with torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
     ):
-        loss = batch_loss(model, batch, cfg)
+        loss = loss_of(batch)
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    # Clipping covers the dense weights; sparse rows are bounded by SparseAdam.
+    replica.after_backward()
+    # Clipping covers the dense weights (AdamW's, make_optimizers puts it first);
+    # sparse rows are bounded by SparseAdam.
+    dense_params = optimizers[0].param_groups[0]["params"]
     torch.nn.utils.clip_grad_norm_(dense_params, cfg.grad_clip)
     for optimizer in optimizers:
         optimizer.step()
     return loss
+
+
+def _eval_due(step: int, cfg: TrainConfig) -> bool:
+    """Evaluate after ``step``: every ``eval_every`` steps, else at each epoch's end."""
+    if cfg.eval_every:
+        return (step + 1) % cfg.eval_every == 0
+    return (step + 1) % cfg.steps_per_epoch == 0
 
 
 def _save(
@@ -147,87 +190,149 @@ def train(
     *,
     resume: bool = False,
     device: str = "auto",
-    worker_kind: str = "thread",
+    producer: str = "thread",
     evaluate=None,
     until_step: int | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
 ) -> dict:
     """Train a PinSage model on ``graph_dir`` into the run directory ``out``.
 
     ``evaluate(model, store) -> dict`` (optional) is called at the end of each epoch
     (or every ``train.eval_every`` steps) and its metrics are logged; the best
     ``recall@20`` is kept in checkpoints. ``until_step`` stops early with a checkpoint
-    (a time-boxed job; ``resume`` continues it exactly). Returns the last record.
+    (a time-boxed job; ``resume`` continues it exactly). ``producer`` is the kind of
+    batch producers (``thread`` or ``process``, `BatchLoader`). ``workers`` > 1
+    trains data-parallel under Ray Train (`pinsage.train.distributed`, on the Ray at
+    ``ray_address`` or a local one); 1 trains in this process without Ray. Returns
+    the last metrics record.
     """
-    out, dev, tc = Path(out), _device(device), cfg.train
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if workers > 1:
+        from pinsage.train.distributed import train_distributed
+
+        return train_distributed(
+            cfg,
+            graph_dir,
+            out,
+            workers=workers,
+            resume=resume,
+            device=device,
+            producer=producer,
+            evaluate=evaluate,
+            until_step=until_step,
+            ray_address=ray_address,
+        )
+    return fit(
+        cfg,
+        graph_dir,
+        out,
+        resume=resume,
+        device=resolve_device(device),
+        producer=producer,
+        evaluate=evaluate,
+        until_step=until_step,
+    )
+
+
+def fit(
+    cfg: PipelineConfig,
+    graph_dir: Path,
+    out: Path,
+    *,
+    resume: bool,
+    device: torch.device,
+    producer: str,
+    evaluate=None,
+    until_step: int | None = None,
+    replica: Replica | None = None,
+) -> dict:
+    """The training loop of one process: a whole run, or one replica of a DDP run.
+
+    Arguments as `train`'s; ``replica`` (`pinsage.train.ddp`) is None for a single
+    process. Every replica trains the same steps on its own batches; only the main
+    one writes config.yaml, metrics.jsonl and checkpoints, and evaluates.
+    """
+    replica = replica or Replica()
+    out, tc = Path(out), cfg.train
     graph = load_graph(graph_dir)
     store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
     torch.manual_seed(tc.seed)  # initial weights (and dropout) flow from the seed
-    model = build_model(cfg, graph, store).to(dev)
+    model = build_model(cfg, graph, store).to(device)
     optimizers = make_optimizers(model, tc)
-    dense_params = optimizers[0].param_groups[0]["params"]
     start, best = _start(out, cfg, graph, model, optimizers, resume)
+    loss_of = replica.wrap(BatchLoss(model, tc))
     total_steps = tc.epochs * tc.steps_per_epoch
     stop = total_steps if until_step is None else min(until_step, total_steps)
-    log.info("training %s: steps %d-%d of %d", out, start, stop, total_steps)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_config(out, cfg)
-    maker = BatchMaker(Path(graph_dir), cfg, cfg.model.text_buckets)
-    maker.with_data(graph, store)
+    main = replica.is_main
+    if main:
+        log.info("training %s: steps %d-%d of %d", out, start, stop, total_steps)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_config(out, cfg)
+    maker = BatchMaker(
+        Path(graph_dir),
+        cfg,
+        cfg.model.text_buckets,
+        rank=replica.rank,
+        world_size=replica.world_size,
+    ).with_data(graph, store)
     loader = BatchLoader(
         maker,
         start,
         stop,
         num_workers=tc.num_workers,
         prefetch=tc.prefetch,
-        kind=worker_kind,
-        pin_memory=dev.type == "cuda",
+        kind=producer,
+        pin_memory=device.type == "cuda",
     )
     record: dict = {}
     t_start, pairs_seen = time.perf_counter(), 0
     with (
         loader,
-        open(out / "metrics.jsonl", "a") as metrics,
+        open(out / "metrics.jsonl", "a") if main else nullcontext() as metrics,
         tqdm(
-            total=total_steps, initial=start, desc="train", unit="step", disable=None
+            total=total_steps,
+            initial=start,
+            desc="train",
+            unit="step",
+            disable=None if main else True,
         ) as bar,
     ):
         for batch in loader:
             step = batch.step
             lr = lr_at(step, tc, total_steps)
-            batch = batch.to(dev, non_blocking=True)
-            loss = _train_step(model, optimizers, dense_params, batch, tc, lr)
+            batch = batch.to(device, non_blocking=True)
+            replica.begin_step(step)
+            loss = _train_step(loss_of, optimizers, batch, tc, lr, replica)
 
-            pairs_seen += tc.batch_size
+            pairs_seen += tc.batch_size * replica.world_size
             elapsed = time.perf_counter() - t_start
             record = {
                 "step": step + 1,
                 "epoch": step // tc.steps_per_epoch + 1,
-                "loss": round(loss.item(), 6),
+                "loss": round(replica.mean(loss), 6),
                 "lr": lr,
                 "pairs_per_s": round(pairs_seen / elapsed, 1),
                 "producer_wait": round(loader.wait_seconds / elapsed, 3),
             }
-            epoch_end = (step + 1) % tc.steps_per_epoch == 0
-            due = tc.eval_every and (step + 1) % tc.eval_every == 0
-            if evaluate is not None and (due or (not tc.eval_every and epoch_end)):
+            if (found := replica.fingerprints(model, step)) is not None:
+                record["replica_fingerprints"] = found
+            if main and evaluate is not None and _eval_due(step, tc):
                 model.eval()
                 record |= evaluate(model, store)
                 if "recall@20" in record:
                     best = max(best or 0.0, record["recall@20"])
-            metrics.write(json.dumps(record) + "\n")
-            metrics.flush()
+            if metrics is not None:
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
             bar.set_postfix(
                 loss=f"{record['loss']:.4f}", pairs_s=f"{record['pairs_per_s']:.0f}"
             )
             bar.update(1)
             periodic = tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0
-            if periodic or step + 1 == stop:
+            if main and (periodic or step + 1 == stop):
                 _save(out, cfg, graph, model, optimizers, step + 1, best)
-    log.info(
-        "trained %s: steps %d-%d in %.1fs",
-        out,
-        start,
-        stop,
-        time.perf_counter() - t_start,
-    )
+    elapsed = time.perf_counter() - t_start
+    log.info("trained %s: steps %d-%d in %.1fs", out, start, stop, elapsed)
     return record

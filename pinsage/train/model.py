@@ -10,7 +10,7 @@ from pinsage.graph.store import Graph
 from pinsage.nn.features import FeatureProjector, FeatureStore
 from pinsage.nn.model import PinSageModel
 
-__all__ = ["build_model", "make_optimizers"]
+__all__ = ["build_model", "make_optimizers", "sparse_parameters"]
 
 
 def build_model(cfg: PipelineConfig, graph: Graph, store: FeatureStore) -> PinSageModel:
@@ -44,13 +44,23 @@ def build_model(cfg: PipelineConfig, graph: Graph, store: FeatureStore) -> PinSa
     return model
 
 
-def make_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-    """SparseAdam for the sparse embedding tables, AdamW for every other weight."""
+def sparse_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The embedding tables with sparse gradients, by parameter name."""
     sparse = {
         id(m.weight)
         for m in model.modules()
         if isinstance(m, nn.Embedding | nn.EmbeddingBag) and m.sparse
     }
+    return {name: p for name, p in model.named_parameters() if id(p) in sparse}
+
+
+def make_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    """SparseAdam for the sparse embedding tables, AdamW for every other weight.
+
+    The AdamW optimizer comes first: its parameters are the ones gradient clipping
+    covers.
+    """
+    sparse = {id(p) for p in sparse_parameters(model).values()}
     sparse_params = [p for p in model.parameters() if id(p) in sparse]
     dense_params = [p for p in model.parameters() if id(p) not in sparse]
     optimizers: list[torch.optim.Optimizer] = [

@@ -9,7 +9,7 @@ from pinsage.config import TrainConfig
 from pinsage.train.batch import TrainBatch
 from pinsage.train.loss import max_margin_loss, sampled_softmax_loss
 
-__all__ = ["batch_loss"]
+__all__ = ["BatchLoss", "batch_loss"]
 
 
 def _pair_loss(
@@ -82,3 +82,23 @@ def batch_loss(model: nn.Module, batch: TrainBatch, cfg: TrainConfig) -> Tensor:
             )
         )
     return torch.stack(losses).sum()
+
+
+class BatchLoss(nn.Module):
+    """`batch_loss` as a module: ``forward(batch)`` is the minibatch's loss.
+
+    The training step calls this, not the model: one ``forward`` covers every model
+    call of a step (items, then contexts), which is the unit DistributedDataParallel
+    synchronises (it may wrap this module, never the model itself, so checkpoints
+    keep the model's own parameter names).
+
+    Shapes: batch (a `TrainBatch` of B pairs) -> () scalar loss.
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, batch: TrainBatch) -> Tensor:
+        """The loss of ``batch`` (on the model's device)."""
+        return batch_loss(self.model, batch, self.cfg)

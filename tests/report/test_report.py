@@ -49,8 +49,8 @@ def test_pipeline_root_report_shows_lookups_through_the_index(pipeline_root, tmp
     out = write_report(pipeline_root, tmp_path / "r.html")
     html = _read(out)
     _assert_self_contained(html)
-    # metrics.jsonl of `pinsage pipeline` holds no eval rows: loss + throughput
-    assert len(_images(html)) == 2
+    # `pinsage pipeline` evaluates each epoch: loss, evaluation and throughput
+    assert len(_images(html)) == 3
     final = json.loads((pipeline_root / "run/eval.json").read_text())
     for key in ("recall@20", "ndcg@20", "hit_rate@10"):
         assert f'<th>{key}</th><td class="num">{final[key]:.4f}</td>' in html
