@@ -14,11 +14,16 @@ Each stage is the library call its command makes, and each of those is idempoten
 a complete output for the same inputs is left alone, an interrupted one is finished
 (training resumes from its latest checkpoint, exactly) or redone from scratch (every
 other artifact is written to a temporary sibling and renamed). So a pipeline killed
-at any point and run again ends with the index an uninterrupted run makes.
+at any point and run again ends with the index an uninterrupted run makes. One
+pipeline at a time holds a root (``ROOT/.lock``, an flock the kernel releases when
+the process dies, however it dies); the holder first removes the temporary siblings
+a killed run left.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -26,7 +31,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +48,7 @@ log = logging.getLogger(__name__)
 STAGES = ("data", "graph", "train", "eval", "embed", "index")
 FORMAT_VERSION = 1
 EVAL_KS = (10, 20)
+LOCK_FILE = ".lock"
 
 
 class RunRoot:
@@ -210,6 +216,36 @@ def _output_manifest(paths: RunRoot, stage: str) -> str | None:
     return path.read_text() if path.exists() else None
 
 
+@contextlib.contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """Hold ``root``'s lock for the block; `ConfigError` if another process holds it.
+
+    Then remove what killed runs left at the top of the root: temporary siblings
+    (``.NAME.tmp-*``) and set-aside old artifacts (``.NAME.old-*``), see
+    `pinsage.atomic`. Only the lock holder writes there, so none of them is live.
+    """
+    with open(root / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise ConfigError(
+                f"another pipeline (pid {lock.read().strip() or '?'}) is running on "
+                f"{root}; wait for it to finish or use another --root."
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        for left in [*root.glob(".*.tmp-*"), *root.glob(".*.old-*")]:
+            log.info("removing %s, left by an interrupted run", left)
+            if left.is_dir():
+                shutil.rmtree(left, ignore_errors=True)
+            else:
+                left.unlink(missing_ok=True)
+        yield
+
+
 def _read_root_manifest(paths: RunRoot, cfg_hash: str, overwrite: bool) -> dict:
     if not paths.manifest.exists():
         return {}
@@ -243,6 +279,17 @@ def run_pipeline(
         raise ConfigError(f"unknown stage(s) {unknown}; the stages are {list(STAGES)}")
     paths = RunRoot(root, cfg)
     paths.root.mkdir(parents=True, exist_ok=True)
+    with _exclusive(paths.root):
+        return _run_stages(cfg, paths, stages, overwrite, workers)
+
+
+def _run_stages(
+    cfg: PipelineConfig,
+    paths: RunRoot,
+    stages: Sequence[str],
+    overwrite: bool,
+    workers: int,
+) -> dict:
     cfg_hash = config_sha256(cfg)
     manifest = _read_root_manifest(paths, cfg_hash, overwrite)
     manifest.update(

@@ -1,5 +1,6 @@
 """`pinsage pipeline`: stages in order, skipped when complete, safe to kill anywhere."""
 
+import fcntl
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from pinsage.config import load_config
+from pinsage.errors import ConfigError
 from pinsage.pipeline import STAGES, config_sha256, run_pipeline
 from tests.test_cli_errors import run_cli
 
@@ -85,6 +87,17 @@ def test_only_runs_the_named_stages_and_overwrite_redoes_them(config, reference)
     assert (reference / "index/manifest.json").stat().st_mtime_ns != before
 
 
+def test_a_second_pipeline_on_a_root_in_use_is_refused(config, reference):
+    with open(reference / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running pipeline does
+        held.truncate(0)
+        held.write("4242\n")
+        held.flush()
+        with pytest.raises(ConfigError, match=r"another pipeline \(pid 4242\)"):
+            run_pipeline(load_config(config), reference)
+    assert run_pipeline(load_config(config), reference)["stages"]  # released: runs
+
+
 def _pipeline(config: Path, root: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [
@@ -138,6 +151,7 @@ def test_killed_anywhere_then_rerun_gives_the_same_index(
     for name in ARTIFACTS:  # each artifact is complete or absent, never half-written
         assert not (root / name).exists() or (root / name / "_SUCCESS").exists()
     run_pipeline(load_config(config), root)
+    assert not [*root.glob(".*.tmp-*"), *root.glob(".*.old-*")]  # leftovers removed
     vectors, ids = _index_of(root)
     want_vectors, want_ids = _index_of(reference)
     assert ids == want_ids
