@@ -109,7 +109,7 @@ def train_distributed(
         raise ConfigError(f"train_distributed needs workers >= 2, got {workers}")
     out, graph_dir = Path(out).resolve(), Path(graph_dir).resolve()
     # Fail here, with the loop's own messages, not inside N worker processes.
-    resume_checkpoint(out, cfg, load_graph(graph_dir), resume)
+    resume_checkpoint(out, cfg, load_graph(graph_dir), resume, workers)
     use_gpu = resolve_device(device).type == "cuda"
     threads = torch_threads or max(1, (os.cpu_count() or 1) // workers)
     config = {

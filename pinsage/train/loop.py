@@ -82,13 +82,14 @@ def _write_config(out: Path, cfg: PipelineConfig) -> None:
 
 
 def resume_checkpoint(
-    out: Path, cfg: PipelineConfig, graph: Graph, resume: bool
+    out: Path, cfg: PipelineConfig, graph: Graph, resume: bool, world_size: int = 1
 ) -> dict | None:
     """The checkpoint a run continues from (``resume``), or None for a new run.
 
     `ConfigError` when ``out`` already holds a run and ``resume`` is off, or when the
-    checkpoint's model differs from ``cfg``'s; `CheckpointError` when there is no
-    readable checkpoint or it was trained on another graph.
+    checkpoint's model differs from ``cfg``'s, or it was trained by another number of
+    workers (``world_size``); `CheckpointError` when there is no readable checkpoint
+    or it was trained on another graph.
     """
     if not resume:
         if (out / "checkpoints").exists():
@@ -98,17 +99,31 @@ def resume_checkpoint(
         return None
     checkpoint = load_checkpoint(out)
     _check_graph_matches(checkpoint, graph, cfg, out)
+    trained = checkpoint.get("world_size", 1)
+    if trained != world_size:
+        # Worker r trains batch s * N + r at step s: with another N the resumed run
+        # would not be the run it continues.
+        raise ConfigError(
+            f"{out} was trained by {trained} worker(s); resume it with --workers "
+            f"{trained} (asked: {world_size})."
+        )
     return checkpoint
 
 
 def _start(
-    out: Path, cfg: PipelineConfig, graph: Graph, model, optimizers, resume: bool
+    out: Path,
+    cfg: PipelineConfig,
+    graph: Graph,
+    model,
+    optimizers,
+    resume: bool,
+    world_size: int,
 ) -> tuple[int, float | None]:
     """Restore a run's latest checkpoint (``resume``) or check that ``out`` is new.
 
     Returns (first step to train, best metric so far).
     """
-    checkpoint = resume_checkpoint(out, cfg, graph, resume)
+    checkpoint = resume_checkpoint(out, cfg, graph, resume, world_size)
     if checkpoint is None:
         return 0, None
     model.load_state_dict(checkpoint["model"])
@@ -168,6 +183,7 @@ def _save(
     optimizers,
     step: int,
     best: float | None,
+    world_size: int,
 ) -> None:
     save_checkpoint(
         out,
@@ -179,6 +195,7 @@ def _save(
             "best_metric": best,
             "rng": rng_state(),
             "graph": graph_key(graph),
+            "world_size": world_size,
         },
     )
 
@@ -261,7 +278,7 @@ def fit(
     torch.manual_seed(tc.seed)  # initial weights (and dropout) flow from the seed
     model = build_model(cfg, graph, store).to(device)
     optimizers = make_optimizers(model, tc)
-    start, best = _start(out, cfg, graph, model, optimizers, resume)
+    start, best = _start(out, cfg, graph, model, optimizers, resume, replica.world_size)
     loss_of = replica.wrap(BatchLoss(model, tc))
     total_steps = tc.epochs * tc.steps_per_epoch
     stop = total_steps if until_step is None else min(until_step, total_steps)
@@ -332,7 +349,16 @@ def fit(
             bar.update(1)
             periodic = tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0
             if main and (periodic or step + 1 == stop):
-                _save(out, cfg, graph, model, optimizers, step + 1, best)
+                _save(
+                    out,
+                    cfg,
+                    graph,
+                    model,
+                    optimizers,
+                    step + 1,
+                    best,
+                    replica.world_size,
+                )
     elapsed = time.perf_counter() - t_start
     log.info("trained %s: steps %d-%d in %.1fs", out, start, stop, elapsed)
     return record

@@ -129,7 +129,8 @@ def test_resume_continues_exactly_and_checkpoints_load_anywhere(
         assert torch.equal(done["model"][key], want[key]), key
     assert [r["step"] for r in _records(split)] == list(range(1, 7))
 
-    # The single-process code loads it, and can continue a distributed run.
+    # The single-process code loads it; continuing it needs the same worker count
+    # (worker r trains batch s * N + r), so one process is refused.
     graph = load_graph(graph_dir)
     model = build_model(cfg, graph, FeatureStore.from_graph(graph, text_buckets=512))
     model.load_state_dict(done["model"])
@@ -137,7 +138,8 @@ def test_resume_continues_exactly_and_checkpoints_load_anywhere(
         make_optimizers(model, cfg.train), done["optimizer"], strict=True
     ):
         optimizer.load_state_dict(state)
-    assert train(cfg, graph_dir, tmp_path / "single", resume=True)["step"] == 6
+    with pytest.raises(ConfigError, match="trained by 2 worker.*--workers 2"):
+        train(cfg, graph_dir, tmp_path / "single", resume=True)
 
 
 def test_user_errors_are_pinsage_errors(graph_dir, tmp_path):
