@@ -164,3 +164,29 @@ def run_peak_pss(
         raise subprocess.CalledProcessError(proc.returncode, cmd, stdout, stderr)
     seen.pop(proc.pid, None)
     return stdout, peak, seen
+
+
+LOADER_BATCH = 512
+
+
+def loader_workload(steps: int):
+    """The graph and config the training benchmarks run (train_throughput, _scaling).
+
+    20k items, 10k users, 500k edges; 30 walks and top 10 a node; one epoch of
+    ``steps`` minibatches of `LOADER_BATCH` pairs, no hard negatives and no
+    checkpoints, so that what is timed is batch making and the training step.
+    """
+    from pinsage.config import PipelineConfig, SamplerConfig, TrainConfig
+
+    graph = synthetic_graph(20_000, 10_000, 500_000)
+    cfg = PipelineConfig(
+        sampler=SamplerConfig(num_walks=30, top_k=10),
+        train=TrainConfig(
+            epochs=1,
+            steps_per_epoch=steps,
+            batch_size=LOADER_BATCH,
+            checkpoint_every=0,
+            max_hard_negatives=0,
+        ),
+    )
+    return graph, cfg

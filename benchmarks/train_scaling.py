@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, emit, machine, synthetic_graph  # noqa: E402
+from common import CACHE, LOADER_BATCH, emit, loader_workload, machine  # noqa: E402
 
-from pinsage.config import PipelineConfig, SamplerConfig, TrainConfig  # noqa: E402
 from pinsage.train import train  # noqa: E402
 
 
@@ -34,23 +33,13 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
-    graph = synthetic_graph(20_000, 10_000, 500_000)
-    cfg = PipelineConfig(
-        sampler=SamplerConfig(num_walks=30, top_k=10),
-        train=TrainConfig(
-            epochs=1,
-            steps_per_epoch=args.steps,
-            batch_size=512,
-            checkpoint_every=0,
-            max_hard_negatives=0,
-        ),
-    )
+    graph, cfg = loader_workload(args.steps)
     emit(
         {
             "bench": "train_scaling",
             "machine": machine(),
             "steps": args.steps,
-            "batch_size_per_worker": 512,
+            "batch_size_per_worker": LOADER_BATCH,
         }
     )
     ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)

@@ -17,9 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, emit, machine, synthetic_graph  # noqa: E402
+from common import CACHE, LOADER_BATCH, emit, loader_workload, machine  # noqa: E402
 
-from pinsage.config import PipelineConfig, SamplerConfig, TrainConfig  # noqa: E402
 from pinsage.train import train  # noqa: E402
 
 # name: (producers, producer kind, where neighbourhoods come from)
@@ -36,23 +35,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    graph = synthetic_graph(20_000, 10_000, 500_000)
-    base = PipelineConfig(
-        sampler=SamplerConfig(num_walks=30, top_k=10),
-        train=TrainConfig(
-            epochs=1,
-            steps_per_epoch=args.steps,
-            batch_size=512,
-            checkpoint_every=0,
-            max_hard_negatives=0,
-        ),
-    )
+    graph, base = loader_workload(args.steps)
     emit(
         {
             "bench": "train_throughput",
             "machine": machine(),
             "steps": args.steps,
-            "batch_size": 512,
+            "batch_size": LOADER_BATCH,
         }
     )
     results: dict[str, list[dict]] = {name: [] for name in VARIANTS}

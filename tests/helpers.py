@@ -1,11 +1,41 @@
-"""Shared test helpers: independent graph construction, exact walk expectations."""
+"""Shared test helpers: independent graph construction, exact walk expectations,
+a tiny training config, a free loopback port."""
 
 from __future__ import annotations
+
+import socket
 
 import numpy as np
 import torch
 
+from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig, TrainConfig
 from pinsage.graph.store import CSRGraph
+
+
+def tiny_config(**train) -> PipelineConfig:
+    """A config that trains in seconds on `tests/train`'s graph (2 x 4 steps)."""
+    base = dict(
+        epochs=2,
+        steps_per_epoch=4,
+        batch_size=32,
+        num_random_negatives=40,
+        max_hard_negatives=2,
+        num_workers=0,
+        checkpoint_every=0,
+        warmup_steps=2,
+    )
+    return PipelineConfig(
+        sampler=SamplerConfig(num_walks=10, top_k=5, num_layers=2),
+        model=ModelConfig(dim=16, hidden_dim=16, out_dim=16, text_buckets=512),
+        train=TrainConfig(**(base | train)),
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def csr_from_edges(

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,23 +9,18 @@ from pathlib import Path
 import pytest
 
 from pinsage.pipeline import STAGES
+from tests.helpers import free_port
 from tests.test_pipeline import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     """A local Ray head (2 CPUs, job server on a free port); its job API address."""
     env = {**os.environ, "RAY_AUTH_MODE": "token"}
-    port, dashboard = _free_port(), _free_port()
+    port, dashboard = free_port(), free_port()
     start = [
         str(BIN / "ray"),
         "start",

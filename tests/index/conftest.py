@@ -4,7 +4,6 @@ Also `serve`: the lookup service on a free loopback port, in a thread.
 """
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,14 +16,13 @@ import uvicorn
 
 from pinsage.index.service import create_app
 from pinsage.infer.output import finish, matrix_batches, write_parts
+from tests.helpers import free_port
 
 
 @contextlib.contextmanager
 def _serving(index_dir: Path) -> Iterator[str]:
     """Run `create_app(index_dir)` under uvicorn; yield its base URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = uvicorn.Config(
         create_app(index_dir), host="127.0.0.1", port=port, log_level="warning"
     )

@@ -8,27 +8,15 @@ import ray
 import torch
 
 import pinsage.train.distributed
-from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig, TrainConfig
-from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.errors import CheckpointError, ConfigError
-from pinsage.graph import build_graph, load_graph
+from pinsage.graph import load_graph
 from pinsage.nn.features import FeatureStore
 from pinsage.train import load_checkpoint, train
 from pinsage.train.distributed import train_distributed
 from pinsage.train.loader import BatchMaker
 from pinsage.train.model import build_model, make_optimizers, sparse_parameters
+from tests.helpers import tiny_config
 from tests.test_cli_errors import run_cli
-
-
-@pytest.fixture(scope="module")
-def graph_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ddp")
-    data = synthesize(
-        SynthConfig(num_items=300, num_users=150, num_edges=4000, num_clusters=5),
-        root / "d",
-    )
-    build_graph(data / "interactions.parquet", root / "g", items=data / "items.parquet")
-    return root / "g"
 
 
 @pytest.fixture(scope="module")
@@ -41,21 +29,8 @@ def local_ray():
 
 
 def _cfg(**train):
-    base = dict(
-        epochs=2,
-        steps_per_epoch=3,
-        batch_size=32,
-        num_random_negatives=40,
-        max_hard_negatives=2,
-        num_workers=1,
-        checkpoint_every=0,
-        warmup_steps=2,
-    )
-    return PipelineConfig(
-        sampler=SamplerConfig(num_walks=10, top_k=5, num_layers=2),
-        model=ModelConfig(dim=16, hidden_dim=16, out_dim=16, text_buckets=512),
-        train=TrainConfig(**(base | train)),
-    )
+    # 2 x 3 steps; a producer thread per worker
+    return tiny_config(**({"steps_per_epoch": 3, "num_workers": 1} | train))
 
 
 def _records(run):

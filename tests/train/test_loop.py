@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig, TrainConfig
+from pinsage.config import ModelConfig
 from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.errors import CheckpointError, ConfigError
 from pinsage.graph import build_graph, load_graph
@@ -12,35 +12,7 @@ from pinsage.nn.features import FeatureStore
 from pinsage.train import load_checkpoint, train
 from pinsage.train.batch import make_batch
 from pinsage.train.loader import BatchLoader, BatchMaker
-
-
-@pytest.fixture(scope="module")
-def graph_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    data = synthesize(
-        SynthConfig(num_items=300, num_users=150, num_edges=4000, num_clusters=5),
-        root / "d",
-    )
-    build_graph(data / "interactions.parquet", root / "g", items=data / "items.parquet")
-    return root / "g"
-
-
-def _cfg(**train):
-    base = dict(
-        epochs=2,
-        steps_per_epoch=4,
-        batch_size=32,
-        num_random_negatives=40,
-        max_hard_negatives=2,
-        num_workers=0,
-        checkpoint_every=0,
-        warmup_steps=2,
-    )
-    return PipelineConfig(
-        sampler=SamplerConfig(num_walks=10, top_k=5, num_layers=2),
-        model=ModelConfig(dim=16, hidden_dim=16, out_dim=16, text_buckets=512),
-        train=TrainConfig(**(base | train)),
-    )
+from tests.helpers import tiny_config
 
 
 def _params(run):
@@ -51,7 +23,7 @@ def _params(run):
 def test_resume_ends_with_exactly_the_parameters_of_a_straight_run(
     graph_dir, tmp_path, neighborhoods
 ):
-    cfg = _cfg(neighborhoods=neighborhoods)
+    cfg = tiny_config(neighborhoods=neighborhoods)
     train(cfg, graph_dir, tmp_path / "straight")
     train(cfg, graph_dir, tmp_path / "split", until_step=3)
     assert load_checkpoint(tmp_path / "split")["step"] == 3
@@ -70,7 +42,7 @@ def test_resume_ends_with_exactly_the_parameters_of_a_straight_run(
 
 def test_loss_falls(graph_dir, tmp_path):
     # Measured: margin loss over steps 51-60 is about 0.67 of steps 1-10.
-    cfg = _cfg(
+    cfg = tiny_config(
         epochs=1, steps_per_epoch=60, max_hard_negatives=0, lr=0.01, loss="margin"
     )
     train(cfg, graph_dir, tmp_path / "run")
@@ -85,7 +57,7 @@ def test_loss_falls(graph_dir, tmp_path):
 @pytest.mark.parametrize("objective", ["item", "context"])
 def test_objectives_and_losses_train(graph_dir, tmp_path, loss, objective):
     record = train(
-        _cfg(loss=loss, objective=objective, epochs=1, steps_per_epoch=2),
+        tiny_config(loss=loss, objective=objective, epochs=1, steps_per_epoch=2),
         graph_dir,
         tmp_path / "r",
     )
@@ -94,7 +66,7 @@ def test_objectives_and_losses_train(graph_dir, tmp_path, loss, objective):
 
 @pytest.mark.parametrize("neighborhoods", ["batch", "epoch"])
 def test_same_batches_whatever_the_workers(graph_dir, neighborhoods):
-    cfg = _cfg(neighborhoods=neighborhoods)
+    cfg = tiny_config(neighborhoods=neighborhoods)
     maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
     inline = list(BatchLoader(maker, 2, 6, num_workers=0))
     with BatchLoader(maker, 2, 6, num_workers=2, kind="thread") as loader:
@@ -109,7 +81,7 @@ def test_same_batches_whatever_the_workers(graph_dir, neighborhoods):
 
 @pytest.mark.parametrize("neighborhoods", ["batch", "epoch"])
 def test_process_workers_match_inline_and_shut_down(graph_dir, neighborhoods):
-    cfg = _cfg(neighborhoods=neighborhoods)
+    cfg = tiny_config(neighborhoods=neighborhoods)
     maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
     with BatchLoader(maker, 0, 3, num_workers=2, kind="process") as loader:
         got = [b.items.input_nodes for b in loader]
@@ -120,7 +92,7 @@ def test_process_workers_match_inline_and_shut_down(graph_dir, neighborhoods):
 
 
 def test_consumer_error_stops_workers(graph_dir):
-    cfg = _cfg()
+    cfg = tiny_config()
     maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
     with pytest.raises(KeyboardInterrupt):
         with BatchLoader(
@@ -134,20 +106,25 @@ def test_consumer_error_stops_workers(graph_dir):
 
 def test_checkpoint_errors(graph_dir, tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        train(_cfg(), graph_dir, tmp_path / "none", resume=True)
-    train(_cfg(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
+        train(tiny_config(), graph_dir, tmp_path / "none", resume=True)
+    train(tiny_config(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
     ckpt = next((tmp_path / "r/checkpoints").glob("step-*.pt"))
     ckpt.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="corrupt"):
-        train(_cfg(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r", resume=True)
+        train(
+            tiny_config(epochs=1, steps_per_epoch=1),
+            graph_dir,
+            tmp_path / "r",
+            resume=True,
+        )
     with pytest.raises(ConfigError, match="already holds a run"):
-        train(_cfg(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
+        train(tiny_config(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
 
 
 def test_resume_with_a_different_model_is_refused(graph_dir, tmp_path):
-    train(_cfg(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
+    train(tiny_config(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
     other = replace(
-        _cfg(epochs=1, steps_per_epoch=2),
+        tiny_config(epochs=1, steps_per_epoch=2),
         model=ModelConfig(dim=8, hidden_dim=8, out_dim=8, text_buckets=512),
     )
     with pytest.raises(ConfigError, match="model section differs"):
@@ -155,7 +132,7 @@ def test_resume_with_a_different_model_is_refused(graph_dir, tmp_path):
 
 
 def test_batch_positions_point_at_the_right_items(graph_dir):
-    cfg = _cfg()
+    cfg = tiny_config()
     g = load_graph(graph_dir)
     store = FeatureStore.from_graph(g, text_buckets=512)
     b = make_batch(
@@ -190,10 +167,10 @@ def test_resume_on_another_graph_is_refused(graph_dir, tmp_path):
     build_graph(
         data / "interactions.parquet", tmp_path / "g2", items=data / "items.parquet"
     )
-    train(_cfg(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
+    train(tiny_config(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
     with pytest.raises(CheckpointError, match="trained on a graph with"):
         train(
-            _cfg(epochs=1, steps_per_epoch=2),
+            tiny_config(epochs=1, steps_per_epoch=2),
             tmp_path / "g2",
             tmp_path / "r",
             resume=True,
@@ -201,7 +178,7 @@ def test_resume_on_another_graph_is_refused(graph_dir, tmp_path):
 
 
 def test_epoch_neighbourhoods_are_one_table_per_epoch(graph_dir):
-    cfg = _cfg(neighborhoods="epoch", objective="context")
+    cfg = tiny_config(neighborhoods="epoch", objective="context")
     maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
     first, same_epoch, next_epoch = maker(0), maker(3), maker(4)  # 4 steps an epoch
 
