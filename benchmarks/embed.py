@@ -153,11 +153,10 @@ def _table(items: int) -> dict:
 
 
 def _saved_table(items: int):
-    import torch
-
     from pinsage.sampler import Neighbors
+    from pinsage.train.checkpoint import read_tensors
 
-    return Neighbors(*torch.load(_paths(items)["table"]))
+    return Neighbors(*read_tensors(_paths(items)["table"]))
 
 
 def _engine(items: int, engine: str, ray_options: dict) -> dict:

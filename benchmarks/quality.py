@@ -1,79 +1,154 @@
-"""Retrieval quality: Gowalla (LightGCN split) next to the published figures, or a
-synthetic graph with planted clusters next to the popularity baseline.
+"""Retrieval quality with honest model selection, beside training-free baselines.
 
-Gowalla: imports ``--data/gowalla`` (default ../shared/data), builds the graph, trains
-with ``--config`` (default configs/gowalla.yaml). Synthetic (``--dataset synthetic``):
-generates 20k items / 10k users / 400k interactions in 20 clusters and trains with
-benchmarks/quality-synthetic.yaml. Both evaluate recall@20 / NDCG@20 with the LightGCN
-protocol (full ranking over all items minus the user's training items).
-``--ablation`` also trains the variants: mean instead of importance pooling, no hard
-negatives, and the max-margin loss. Prints JSON lines; outputs go under .bench/.
+Gowalla (``--dataset gowalla``, the LightGCN split under ``--data``, default
+../shared/data; said so when missing) or a synthetic graph with planted clusters
+(``--dataset synthetic``: 20k items, 10k users, 400k interactions, 20 clusters, item
+features). Each variant and seed is `pinsage pipeline` under .bench/: a validation
+split carved from the training interactions (``data.validation_share`` of each
+user's), training on the rest with validation recall@20 after every epoch (the
+learning curve), then the test file read once, on the full training graph. The
+baselines (popularity, cosine item-kNN, GF-CF) are ranked on the same graph and test
+file in the same invocation. ``--served`` also embeds every node, builds the FAISS
+index and measures recall@20 of `Index.recommend`, which must match the evaluation.
 
-    python benchmarks/quality.py [--dataset gowalla|synthetic] [--data ../shared/data]
-                                 [--ablation [--only VARIANT ...]] [--epochs N]
-                                 [--steps N] [--config FILE]
+    python benchmarks/quality.py [--dataset gowalla|synthetic] [--data DIR]
+        [--config FILE] [--set section.key=value ...] [--epochs N] [--steps N]
+        [--seeds N] [--ablation [--only VARIANT ...]] [--served] [--no-baselines]
+
+Prints JSON lines: the setting, the baselines, one line per (variant, seed), and a
+summary per variant (mean and half-range over seeds).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, emit, machine  # noqa: E402
 
-from pinsage.config import load_config  # noqa: E402
-from pinsage.data.importers import import_lightgcn  # noqa: E402
-from pinsage.data.synth import SynthConfig, synthesize  # noqa: E402
-from pinsage.eval.job import evaluate_run, popularity_baseline  # noqa: E402
-from pinsage.graph import build_graph, load_graph  # noqa: E402
+from pinsage.config import (  # noqa: E402
+    PipelineConfig,
+    load_config,
+    load_section,
+)
+from pinsage.data.synth import SynthConfig  # noqa: E402
+from pinsage.eval.job import evaluate_baselines, read_test_csr  # noqa: E402
+from pinsage.graph import load_graph  # noqa: E402
+from pinsage.index.search import Index  # noqa: E402
+from pinsage.pipeline import RunRoot, run_pipeline  # noqa: E402
 from pinsage.report.published import GOWALLA  # noqa: E402
-from pinsage.train import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# LightGCN (He et al., SIGIR 2020) Table 3, Gowalla: recall@20, ndcg@20.
-PUBLISHED = GOWALLA.rows  # (recall@20, ndcg@20) by model
+SYNTHETIC = SynthConfig(
+    num_items=20_000, num_users=10_000, num_edges=400_000, num_clusters=20, seed=1
+)
+ABLATIONS = {  # the PinSage paper's: pooling, the hard-negative curriculum, top-T
+    "mean-pooling": "model.aggregator=mean",
+    "no-hard-negatives": "train.max_hard_negatives=0",
+    "top-10": "sampler.top_k=10",
+    "top-50": "sampler.top_k=50",
+}
 
 
-def _variants(cfg, ablation: bool) -> dict:
-    variants = {"pinsage": cfg}
-    if ablation:
-        variants["mean-pooling"] = replace(
-            cfg, model=replace(cfg.model, aggregator="mean")
+def override(cfg: PipelineConfig, assignments: list[str]) -> PipelineConfig:
+    """``section.key=value`` assignments (values parsed as YAML), validated."""
+    raw = asdict(cfg)
+    for assignment in assignments:
+        path, _, value = assignment.partition("=")
+        section, _, key = path.partition(".")
+        raw[section][key] = yaml.safe_load(value)
+    return load_section(PipelineConfig, raw, "--set")
+
+
+def _config(args) -> PipelineConfig | None:
+    if args.dataset == "gowalla":
+        source = args.data / "gowalla"
+        if not (source / "train.txt").exists():
+            emit({"bench": "quality", "skipped": f"no Gowalla data at {source}"})
+            return None
+        cfg = load_config(args.config or ROOT / "configs" / "gowalla.yaml")
+        data = replace(cfg.data, path=str(source), format="lightgcn")
+        cfg = replace(cfg, data=data)
+    else:
+        cfg = load_config(
+            args.config or Path(__file__).with_name("quality-synthetic.yaml")
         )
-        variants["no-hard-negatives"] = replace(
-            cfg, train=replace(cfg.train, max_hard_negatives=0)
-        )
-        variants["margin-loss"] = replace(cfg, train=replace(cfg.train, loss="margin"))
-    return variants
+        cfg = replace(cfg, data=replace(cfg.data, path=None), synth=SYNTHETIC)
+    train = {"epochs": args.epochs, "steps_per_epoch": args.steps}
+    train = {k: v for k, v in train.items() if v}
+    cfg = replace(cfg, train=replace(cfg.train, **train))
+    return override(cfg, args.set)
 
 
-def _gowalla(args) -> tuple[Path, Path, dict] | None:
-    source = args.data / "gowalla"
-    if not (source / "train.txt").exists():
-        emit(
-            {"bench": "quality", "skipped": f"no Gowalla data at {source} (see --data)"}
-        )
-        return None
-    data = import_lightgcn(source, CACHE / "gowalla-data")
-    graph = CACHE / "gowalla-graph"
-    build_graph(data / "interactions.parquet", graph)
-    return graph, data / "test.parquet", {"published": PUBLISHED}
+def served_recall(root: Path, k: int = 20) -> float:
+    """recall@k of `Index.recommend` for every test user, by the eval protocol."""
+    paths = RunRoot(root, PipelineConfig())
+    index = Index.load(paths.index)
+    graph = load_graph(paths.graph)
+    indptr, items, _ = read_test_csr(paths.data / "test.parquet", graph)
+    users = torch.nonzero(indptr[1:] > indptr[:-1]).flatten().numpy()
+    user_ids = np.asarray(graph.context_ids.take(users).to_pylist(), dtype=object)
+    item_ids = np.asarray(graph.item_ids.to_pylist(), dtype=object)
+    recalls = []
+    for start in range(0, len(users), 4096):
+        batch = users[start : start + 4096]
+        got, _ = index.recommend(list(user_ids[start : start + 4096]), k)
+        for row, user in zip(got, batch, strict=True):
+            held = set(item_ids[items[indptr[user] : indptr[user + 1]].numpy()])
+            recalls.append(len(held & set(row.tolist())) / len(held))
+    return float(np.mean(recalls))
 
 
-def _synthetic() -> tuple[Path, Path, dict]:
-    synth = SynthConfig(
-        num_items=20_000, num_users=10_000, num_edges=400_000, num_clusters=20, seed=1
+def _curve(root: Path, batch_size: int) -> list[list[float]]:
+    """(training minutes, validation recall@20) after each evaluation."""
+    rows = [json.loads(line) for line in (root / "run/metrics.jsonl").open()]
+    return [
+        [
+            round(r["step"] * batch_size / r["pairs_per_s"] / 60, 2),
+            round(r["recall@20"], 4),
+        ]
+        for r in rows
+        if "recall@20" in r
+    ]
+
+
+def run_variant(cfg: PipelineConfig, name: str, seed: int, args) -> dict:
+    cfg = replace(
+        cfg,
+        train=replace(cfg.train, seed=seed),
+        eval=replace(cfg.eval, baselines=()),  # ranked once, in main
+        embed=replace(cfg.embed, engine="local"),  # the same vectors as Ray's, tested
     )
-    data = synthesize(synth, CACHE / "quality-synth-data")
-    graph = CACHE / "quality-synth-graph"
-    build_graph(data / "interactions.parquet", graph, items=data / "items.parquet")
-    popularity = popularity_baseline(load_graph(graph), data / "test.parquet", (20,))
-    return graph, data / "test.parquet", {"popularity": popularity}
+    root = CACHE / f"quality-{args.dataset}-{name}-s{seed}-{int(time.time())}"
+    manifest = run_pipeline(cfg, root, stages=("data", "graph", "train", "eval"))
+    result = json.loads((root / "run/eval.json").read_text())
+    curve = _curve(root, cfg.train.batch_size)
+    record = {
+        "bench": "quality",
+        "dataset": args.dataset,
+        "variant": name,
+        "seed": seed,
+        "recall@20": round(result["recall@20"], 4),
+        "ndcg@20": round(result["ndcg@20"], 4),
+        "best_validation_recall@20": max((v for _, v in curve), default=None),
+        "validation_curve": curve,
+        "train_minutes": round(manifest["stages"]["train"]["seconds"] / 60, 1),
+        "steps": cfg.train.epochs * cfg.train.steps_per_epoch,
+        "root": str(root),
+    }
+    if args.served:
+        run_pipeline(cfg, root, stages=("embed", "index"))
+        record["served_recall@20"] = round(served_recall(root), 4)
+    return record
 
 
 def main() -> None:
@@ -83,61 +158,73 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=V")
     parser.add_argument(
         "--epochs", type=int, default=None, help="override train.epochs"
     )
     parser.add_argument(
         "--steps", type=int, default=None, help="override steps_per_epoch"
     )
+    parser.add_argument("--seeds", type=int, default=1, help="train seeds 0..N-1")
     parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--only", action="append", default=None, help="these variants")
     parser.add_argument(
-        "--only", action="append", default=None, help="train just these variants"
+        "--served", action="store_true", help="recall through the index"
     )
+    parser.add_argument("--no-baselines", action="store_true")
     args = parser.parse_args()
-    default = (
-        ROOT / "configs" / "gowalla.yaml"
-        if args.dataset == "gowalla"
-        else Path(__file__).with_name("quality-synthetic.yaml")
-    )
-    cfg = load_config(args.config or default)
-    overrides = {"epochs": args.epochs, "steps_per_epoch": args.steps}
-    cfg = replace(
-        cfg, train=replace(cfg.train, **{k: v for k, v in overrides.items() if v})
-    )
-    prepared = _gowalla(args) if args.dataset == "gowalla" else _synthetic()
-    if prepared is None:
+    torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+    cfg = _config(args)
+    if cfg is None:
         return
-    graph, test, reference = prepared
+    reference = {"published": GOWALLA.rows} if args.dataset == "gowalla" else {}
     emit(
-        {"bench": "quality", "dataset": args.dataset, "machine": machine(), **reference}
+        {
+            "bench": "quality",
+            "dataset": args.dataset,
+            "machine": machine(),
+            "config": asdict(cfg),
+            **reference,
+        }
     )
-    for name, variant in _variants(cfg, args.ablation).items():
+    variants = {"pinsage": cfg}
+    if args.ablation:
+        variants |= {n: override(cfg, [a]) for n, a in ABLATIONS.items()}
+    baselines_done = args.no_baselines
+    for name, variant in variants.items():
         if args.only and name not in args.only:
             continue
-        # The pid keeps concurrent runs (probes of several configs) apart.
-        run = CACHE / f"quality-{args.dataset}-{name}-{int(time.time())}-{os.getpid()}"
-        t0 = time.perf_counter()
-        train(variant, graph, run)
-        seconds = time.perf_counter() - t0
-        metrics = evaluate_run(run, graph, test, ks=(20,))
-        record = {
+        records = [run_variant(variant, name, seed, args) for seed in range(args.seeds)]
+        for record in records:
+            emit(record)
+        if not baselines_done:
+            root = Path(records[0]["root"])
+            paths = RunRoot(root, variant)
+            emit(
+                {
+                    "bench": "quality",
+                    "dataset": args.dataset,
+                    "baselines": evaluate_baselines(
+                        load_graph(paths.graph),
+                        paths.data / "test.parquet",
+                        variant.eval.baselines or ("popularity", "itemknn", "gfcf"),
+                    ),
+                }
+            )
+            baselines_done = True
+        summary = {
             "bench": "quality",
             "dataset": args.dataset,
             "variant": name,
-            "recall@20": metrics["recall@20"],
-            "ndcg@20": metrics["ndcg@20"],
-            "hit_rate@10": metrics["hit_rate@10"],
-            "users": metrics["users"],
-            "train_seconds": round(seconds, 1),
-            "steps": variant.train.epochs * variant.train.steps_per_epoch,
+            "seeds": args.seeds,
         }
-        if args.dataset == "gowalla":
-            record["vs_pinsage_0.138"] = round(metrics["recall@20"] / 0.138, 3)
-            record["vs_lightgcn_0.183"] = round(metrics["recall@20"] / 0.183, 3)
-        else:
-            pop = reference["popularity"]["recall@20"]
-            record["vs_popularity"] = round(metrics["recall@20"] / pop, 3)
-        emit(record)
+        for key in ("recall@20", "ndcg@20", "train_minutes"):
+            values = np.array([r[key] for r in records])
+            summary[key] = {
+                "mean": round(float(values.mean()), 4),
+                "half_range": round(float(np.ptp(values) / 2), 4),
+            }
+        emit(summary)
 
 
 if __name__ == "__main__":

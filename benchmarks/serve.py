@@ -12,13 +12,28 @@ lookups made in-process through `Index.similar` as the baseline the HTTP figure 
 ratio of. Client and server share this machine's 2 cores. Prints JSON lines, the
 machine first.
 
+Then the same GET load twice per round, clean and under a bounded hostile mix sent
+alongside it from a second client session (``--hostile`` requests of each kind a
+round, paced over the clean run's duration): bodies over the 1 MiB cap (declared and
+chunked), ids of 10,000 characters (GET and POST), batches over the items x k cap,
+reloads without the admin token, outside the index root, and to broken index folders
+(truncated vectors, ids of another length, a garbage FAISS file, a NaN vector).
+Reports the good lookups' p50/p99 in both (medians of the rounds) and their ratio,
+failed good lookups, the answers to each hostile kind and how many were not the
+refusal expected, and which index serves at the end. Loopback only, bounded counts.
+
     python benchmarks/serve.py [--items 100000] [--requests 2000] [--concurrency 16]
+                               [--hostile 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import itertools
+import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -29,6 +44,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import numpy as np
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, emit, machine  # noqa: E402
@@ -37,6 +53,9 @@ from index import embeddings_folder, synthetic_vectors  # noqa: E402
 from pinsage.index import Index, build_index  # noqa: E402
 
 K = 10
+TOKEN = "benchmark-admin-token"  # given to the server through PINSAGE_ADMIN_TOKEN
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HOSTILE_WORKERS = 2
 
 
 def _free_port() -> int:
@@ -61,6 +80,7 @@ def _start_server(index: Path, port: int) -> subprocess.Popen:
             "--no-access-log",
         ],
         stdout=subprocess.DEVNULL,
+        env=os.environ | {"PINSAGE_ADMIN_TOKEN": TOKEN},
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -152,6 +172,183 @@ def _measure(url: str, index: Index, mode: str, args, rng) -> dict:
     }
 
 
+def _break(folder: Path, how: str) -> None:
+    """Make the index copy ``folder`` inconsistent in one way (``how``)."""
+    vectors = folder / "vectors.npy"
+    if how == "truncated-vectors":
+        os.truncate(vectors, vectors.stat().st_size // 2)
+    elif how == "short-ids":
+        ids = pq.read_table(folder / "ids.parquet")
+        pq.write_table(ids.slice(0, ids.num_rows - 1), folder / "ids.parquet")
+    elif how == "garbage-faiss":
+        (folder / "index.faiss").write_bytes(os.urandom(4096))
+    elif how == "nan-vector":
+        matrix = np.load(vectors)
+        matrix[len(matrix) // 2, 0] = np.nan
+        np.save(vectors, matrix)
+
+
+BROKEN = ("truncated-vectors", "short-ids", "garbage-faiss", "nan-vector")
+
+
+def _index_root(items: int, vectors: np.ndarray) -> Path:
+    """An index root: ``index`` (built once, cached) and broken copies of it."""
+    root = CACHE / f"serve-root-{items}"
+    build_index(embeddings_folder(items, vectors), root / "index")
+    for how in BROKEN:
+        shutil.rmtree(root / how, ignore_errors=True)
+        shutil.copytree(root / "index", root / how)
+        _break(root / how, how)
+    return root
+
+
+def _hostile_kinds() -> dict:
+    """Hostile kind -> (method, path, request kwargs factory, statuses expected).
+
+    "reset" stands for a connection the server closed while the client was still
+    sending: a refusal too (a body over the cap is never read).
+    """
+    big = b'{"items": [1], "k": 10, "pad": "' + b"x" * (2 << 20) + b'"}'
+    long_id = "x" * 10_000
+    bad = itertools.cycle(BROKEN)
+
+    async def chunks():  # no Content-Length: the server counts what streams in
+        for _ in range(40):
+            yield b"x" * 65536
+
+    return {
+        "oversized body": ("POST", "/similar", lambda: {"data": big}, {413, "reset"}),
+        "oversized chunked": (
+            "POST",
+            "/similar",
+            lambda: {"data": chunks()},
+            {413, "reset"},
+        ),
+        "long id GET": ("GET", f"/similar/{long_id}", dict, {422}),
+        "long id POST": (
+            "POST",
+            "/similar",
+            lambda: {"json": {"items": [long_id], "k": K}},
+            {422},
+        ),
+        "items x k over cap": (
+            "POST",
+            "/similar",
+            lambda: {"json": {"items": list(range(1000)), "k": 101}},
+            {422},
+        ),
+        "reload no token": ("POST", "/reload", lambda: {"json": {}}, {401}),
+        "reload outside root": (
+            "POST",
+            "/reload",
+            lambda: {"json": {"path": "/"}, "headers": AUTH},
+            {403},
+        ),
+        "reload broken folder": (
+            "POST",
+            "/reload",
+            lambda: {"json": {"path": next(bad)}, "headers": AUTH},
+            {400},
+        ),
+    }
+
+
+async def _send_hostile(url: str, count: int, pause: float) -> dict:
+    """``count`` requests of each hostile kind, interleaved and paced by ``pause``.
+
+    Returns kind -> Counter of the answers (status, or "reset"), plus the count of
+    answers that were not the refusal expected under "unexpected".
+    """
+    kinds = _hostile_kinds()
+    plan = iter([kind for _ in range(count) for kind in kinds])
+    answers = {kind: collections.Counter() for kind in kinds}
+    async with aiohttp.ClientSession(url) as session:
+
+        async def worker() -> None:
+            for kind in plan:
+                method, path, kwargs, _ = kinds[kind]
+                try:
+                    async with session.request(method, path, **kwargs()) as r:
+                        await r.read()
+                        answers[kind][r.status] += 1
+                except aiohttp.ClientError:
+                    answers[kind]["reset"] += 1
+                await asyncio.sleep(pause)
+
+        await asyncio.gather(*(worker() for _ in range(HOSTILE_WORKERS)))
+    unexpected = sum(
+        n
+        for kind, got in answers.items()
+        for key, n in got.items()
+        if key not in kinds[kind][3]
+    )
+    return {"answers": answers, "unexpected": unexpected}
+
+
+async def _good_and_hostile(url: str, good: list, args, pause: float | None):
+    """The good GET load alone (``pause`` None) or with the hostile mix alongside."""
+    if pause is None:
+        return await _load(url, good, args.concurrency), None
+    return await asyncio.gather(
+        _load(url, good, args.concurrency), _send_hostile(url, args.hostile, pause)
+    )
+
+
+def _hostile(url: str, index: Index, args, rng) -> dict:
+    """Rounds of the clean GET load, then the same under the hostile mix."""
+    rounds = []
+    for _ in range(args.repeats):
+        rows = rng.integers(0, len(index), (args.requests, 1)).tolist()
+        good = _requests("get", rows)
+        clean, _ = asyncio.run(_good_and_hostile(url, good, args, None))
+        total = args.hostile * len(_hostile_kinds())
+        pause = clean[2] * HOSTILE_WORKERS / total  # spread over a clean run's time
+        hostile, sent = asyncio.run(_good_and_hostile(url, good, args, pause))
+        rounds.append((clean, hostile, sent))
+    with httpx.Client(base_url=url) as client:
+        serving = client.get("/healthz").json()["index"]
+    return _hostile_record(args, rounds, serving)
+
+
+def _ms(runs: list, q: int) -> float:
+    """Median over rounds of the q-th percentile latency of the 200s, in ms."""
+    ms = statistics.median(float(np.percentile(r[0], q)) * 1e3 for r in runs)
+    return round(ms, 2)
+
+
+def _hostile_record(args, rounds: list, serving: str) -> dict:
+    """The JSON line of `_hostile`: clean vs hostile latency, failures, answers."""
+    clean = [r[0] for r in rounds]
+    hostile = [r[1] for r in rounds]
+    answers = collections.defaultdict(collections.Counter)
+    for _, _, sent in rounds:
+        for kind, got in sent["answers"].items():
+            answers[kind].update(got)
+    ratio = _ms(hostile, 99) / _ms(clean, 99)
+    return {
+        "bench": "serve",
+        "mode": "get /similar, clean vs hostile mix",
+        "requests": args.requests,
+        "concurrency": args.concurrency,
+        "repeats": args.repeats,
+        "clean_p50_ms": _ms(clean, 50),
+        "clean_p99_ms": _ms(clean, 99),
+        "hostile_p50_ms": _ms(hostile, 50),
+        "hostile_p99_ms": _ms(hostile, 99),
+        "p99_ratio": round(ratio, 3),
+        "p99_within_2x": ratio <= 2.0,
+        "good_failed_clean": sum(r[1] for r in clean),
+        "good_failed_hostile": sum(r[1] for r in hostile),
+        "hostile_sent": sum(sum(c.values()) for c in answers.values()),
+        "hostile_unexpected": sum(sent["unexpected"] for _, _, sent in rounds),
+        "hostile_answers": {
+            kind: {str(key): n for key, n in got.items()}
+            for kind, got in answers.items()
+        },
+        "serving_at_end": serving,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
@@ -159,18 +356,20 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--hostile", type=int, default=20, help="each kind, a round")
     args = parser.parse_args()
     emit({"bench": "serve", "machine": machine(), "items": args.items, "k": K})
     vectors, _ = synthetic_vectors(args.items, seed=args.items)
-    out = CACHE / f"serve-index-{args.items}"
-    build_index(embeddings_folder(args.items, vectors), out)
-    index = Index.load(out)
+    root = _index_root(args.items, vectors)
+    index = Index.load(root / "index")
     rng = np.random.default_rng(0)
     port = _free_port()
-    server = _start_server(out, port)
+    server = _start_server(root / "index", port)
+    url = f"http://127.0.0.1:{port}"
     try:
         for mode in ("get", "post"):
-            emit(_measure(f"http://127.0.0.1:{port}", index, mode, args, rng))
+            emit(_measure(url, index, mode, args, rng))
+        emit(_hostile(url, index, args, rng))
     finally:
         server.terminate()
         server.wait(timeout=30)

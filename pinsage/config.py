@@ -21,6 +21,7 @@ from pinsage.errors import ConfigError
 __all__ = [
     "DataConfig",
     "EmbedConfig",
+    "EvalConfig",
     "IndexConfig",
     "ModelConfig",
     "PipelineConfig",
@@ -42,6 +43,10 @@ class SamplerConfig:
     restart: float = 0.5  # probability that a walk ends after each traversal
     top_k: int = 10  # T: neighbours kept per node, by visit count
     num_layers: int = 2  # K: convolution layers, hence sampled hops per seed
+    # Importance weights = visits / neighbour degree ** degree_power, renormalised:
+    # walk visits favour popular neighbours by sqrt(degree); 0.5 turns importance
+    # pooling into the symmetric-normalised filter (LightGCN, GF-CF), 0 is the paper's.
+    degree_power: float = 0.0
     seed: int = 0  # every random draw flows from this
     # Evaluation and bulk inference draw each node's neighbourhood once, not once a
     # step, so they can afford more walks and wider neighbourhoods (None: as above).
@@ -58,6 +63,10 @@ class SamplerConfig:
                 raise ConfigError(f"sampler.{name} must be >= 1, got {value}")
         if not 0.0 <= self.restart <= 1.0:
             raise ConfigError(f"sampler.restart must be in [0, 1], got {self.restart}")
+        if not 0.0 <= self.degree_power <= 2.0:
+            raise ConfigError(
+                f"sampler.degree_power must be in [0, 2], got {self.degree_power}"
+            )
 
     def for_inference(self) -> SamplerConfig:
         """The sampler that evaluation and bulk inference draw neighbourhoods with."""
@@ -72,6 +81,7 @@ AGGREGATORS = ("importance", "mean", "max", "attention")
 LOSSES = ("margin", "softmax")
 OBJECTIVES = ("item", "context", "both")
 NEIGHBORHOODS = ("batch", "epoch")
+ID_INITS = ("normal", "spectral")
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,18 @@ class ModelConfig:
     # (then it is the only input, e.g. Gowalla); features-only keeps cold start honest.
     id_embedding: bool | None = None
     context_id_embedding: bool = True  # learned per-user vector beside its items
-    text_buckets: int = 2**18  # hashed text tokens (EmbeddingBag rows)
+    # How ID embeddings start: "normal" (random) or "spectral" (the item's
+    # coordinates on R~'s top singular vectors: training starts from the graph's
+    # smooth signals, as spectral CF filters end).
+    id_init: str = "normal"
+    # Share of training items seen as cold (neighbourhood and ID vector dropped), so
+    # that the feature path alone carries an item some of the time: items without
+    # interactions yet (cold start) are then recommended. None: 0.2 when the graph
+    # has item features (measured on planted clusters: cold recall@20 ~ warm), else 0.
+    cold_dropout: float | None = None
+    # The most hashed text token buckets (EmbeddingBag rows): a run uses a power of
+    # two >= 8x its graph's distinct tokens up to this, and records it in its config.
+    text_buckets: int = 2**18
 
     def __post_init__(self) -> None:
         for name in ("dim", "hidden_dim", "out_dim", "heads", "text_buckets"):
@@ -103,6 +124,14 @@ class ModelConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.cold_dropout is not None and not 0.0 <= self.cold_dropout < 1.0:
+            raise ConfigError(
+                f"model.cold_dropout must be in [0, 1), got {self.cold_dropout}"
+            )
+        if self.id_init not in ID_INITS:
+            raise ConfigError(
+                f"model.id_init must be one of {ID_INITS}, got '{self.id_init}'"
+            )
 
 
 @dataclass(frozen=True)
@@ -127,6 +156,10 @@ class TrainConfig:
     # epoch, re-drawn each epoch ("epoch": a step is then a lookup, several times
     # cheaper on small graphs; memory nodes x top_k).
     neighborhoods: str = "batch"
+    # Hide each (context, item) pair's item from the context's own neighbourhood:
+    # its walks start at that engagement, so the model would otherwise learn to find
+    # items already pooled into the query, which held-out items never are.
+    hide_positives: bool = True
     max_hard_negatives: int = 3  # curriculum cap per query
     # Hard negatives come from this band of a query's walk-visit (PPR) ranking,
     # as a share of the catalogue: the paper's ranks 2000-5000 of billions are "related
@@ -183,6 +216,7 @@ class TrainConfig:
 DATA_FORMATS = ("folder", "lightgcn", "movielens", "parquet")
 EMBED_ENGINES = ("ray", "local")
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")
+BASELINES = ("popularity", "itemknn", "gfcf")  # pinsage.eval.baselines
 
 
 @dataclass(frozen=True)
@@ -193,11 +227,29 @@ class DataConfig:
     # working directory: a data folder (format "folder") or a source to import.
     path: str | None = None
     format: str = "folder"  # folder | lightgcn | movielens | parquet
+    # Share of each user's training interactions held out for model selection
+    # (evaluation during training, the checkpoint kept), so that the test file is
+    # read once, at the end. 0: no validation split, and nothing is evaluated while
+    # training. The held ones are a user's latest when there are timestamps.
+    validation_share: float = 0.1
+    validation_seed: int = 0
+    # MovieLens: only ratings at or above this are positives (4 of 5 stars is the
+    # usual choice); None keeps every rating, liked or not.
+    min_rating: float | None = None
 
     def __post_init__(self) -> None:
         if self.format not in DATA_FORMATS:
             raise ConfigError(
                 f"data.format must be one of {DATA_FORMATS}, got '{self.format}'"
+            )
+        if not 0.0 <= self.validation_share < 1.0:
+            raise ConfigError(
+                f"data.validation_share must be in [0, 1), got {self.validation_share}"
+            )
+        if self.min_rating is not None and self.format != "movielens":
+            raise ConfigError(
+                f"data.min_rating applies to format movielens only, not "
+                f"'{self.format}'; remove it or set data.format: movielens"
             )
 
 
@@ -229,6 +281,22 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """What the evaluation reports beside the model (`pinsage eval --baselines`)."""
+
+    # Training-free baselines ranked by the same protocol, so that every run shows
+    # whether the GNN earns its keep on this data (`pinsage.eval.baselines`).
+    baselines: tuple[str, ...] = ("popularity", "itemknn", "gfcf")
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.baselines) - set(BASELINES))
+        if unknown:
+            raise ConfigError(
+                f"eval.baselines: unknown {unknown}; choose from {list(BASELINES)}"
+            )
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """The whole pipeline's configuration: one section per stage."""
 
@@ -239,6 +307,7 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:

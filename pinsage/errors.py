@@ -11,6 +11,7 @@ __all__ = [
     "DataError",
     "IndexBuildError",
     "PinsageError",
+    "TrainingError",
 ]
 
 
@@ -32,3 +33,10 @@ class CheckpointError(PinsageError):
 
 class IndexBuildError(PinsageError):
     """A nearest-neighbour index cannot be built from the given embeddings."""
+
+
+class TrainingError(PinsageError):
+    """Training cannot go on: the loss or a gradient is NaN or infinite.
+
+    The step is not applied, so the run's latest checkpoint is the last good one.
+    """

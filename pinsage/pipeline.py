@@ -2,8 +2,14 @@
 
     ROOT/data/            generated or imported data (a data folder the config names
                           is read in place)
-    ROOT/graph/           `pinsage graph build`
-    ROOT/run/             `pinsage train` (checkpoints, metrics.jsonl, eval.json)
+    ROOT/split/           the validation split carved from the training interactions
+                          (fit.parquet, validation.parquet; `data.validation_share`)
+    ROOT/graph/           `pinsage graph build` over every training interaction
+    ROOT/fit-graph/       the same nodes over fit.parquet: what training sees
+    ROOT/run/             `pinsage train` on the fit graph, evaluated on validation
+                          at each epoch's end (checkpoints, metrics.jsonl); eval.json
+                          is the test file's figure, once, on the full graph, with
+                          the training-free baselines beside it
     ROOT/embeddings/      `pinsage embed`
     ROOT/index/           `pinsage index build`
     ROOT/manifest.json    what ties them together: config hash, code version,
@@ -37,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pinsage
-from pinsage.atomic import write_json
+from pinsage.atomic import read_json, remove_dead_leftovers_in, write_json
 from pinsage.config import PipelineConfig
 from pinsage.errors import ConfigError, DataError
 
@@ -58,7 +64,9 @@ class RunRoot:
         self.root = Path(root)
         in_place = cfg.data.path is not None and cfg.data.format == "folder"
         self.data = Path(cfg.data.path) if in_place else self.root / "data"
+        self.split = self.root / "split"
         self.graph = self.root / "graph"
+        self.fit_graph = self.root / "fit-graph"
         self.run = self.root / "run"
         self.embeddings = self.root / "embeddings"
         self.index = self.root / "index"
@@ -103,20 +111,50 @@ def _data(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> None:
         from pinsage.data.importers import import_folder
 
         import_folder(
-            cfg.data.format, Path(cfg.data.path), paths.data, overwrite=overwrite
+            cfg.data.format,
+            Path(cfg.data.path),
+            paths.data,
+            min_rating=cfg.data.min_rating,
+            overwrite=overwrite,
+        )
+    if cfg.data.validation_share > 0:
+        from pinsage.data.split import split_validation
+
+        split_validation(
+            paths.data / "interactions.parquet",
+            paths.split,
+            cfg.data.validation_share,
+            cfg.data.validation_seed,
         )
 
 
 def _graph(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> None:
-    from pinsage.graph import build_graph
+    from pinsage.graph import build_graph, load_graph
+    from pinsage.train.checkpoint import graph_key
 
     items = paths.data / "items.parquet"
+    items = items if items.exists() else None
     build_graph(
         paths.data / "interactions.parquet",
         paths.graph,
-        items=items if items.exists() else None,
+        items=items,
         overwrite=overwrite,
     )
+    if cfg.data.validation_share > 0:
+        build_graph(
+            paths.split / "fit.parquet",
+            paths.fit_graph,
+            items=items,
+            overwrite=overwrite,
+        )
+        full = graph_key(load_graph(paths.graph))
+        fit = graph_key(load_graph(paths.fit_graph))
+        assert full == fit, f"the split keeps every node, yet {fit} != {full}"
+
+
+def _training_graph(cfg: PipelineConfig, paths: RunRoot) -> Path:
+    """The graph training sees: without the validation interactions, when held out."""
+    return paths.fit_graph if cfg.data.validation_share > 0 else paths.graph
 
 
 def _train(
@@ -124,10 +162,10 @@ def _train(
 ) -> bool:
     """Train, or finish an interrupted run; False when the run was complete.
 
-    With held-out interactions in the data folder, the run is evaluated at each
-    epoch's end (its curve goes into metrics.jsonl and the report). ``workers`` > 1
-    trains data-parallel under Ray Train (on the job's cluster under `ray job
-    submit`, else a local Ray).
+    With a validation split, the run is evaluated on it at each epoch's end (its
+    curve goes into metrics.jsonl and the report); the test file is never read
+    here. ``workers`` > 1 trains data-parallel under Ray Train (on the job's
+    cluster under `ray job submit`, else a local Ray).
     """
     from pinsage.eval.job import evaluator
     from pinsage.graph import load_graph
@@ -142,13 +180,13 @@ def _train(
             return False
     else:
         shutil.rmtree(paths.run, ignore_errors=True)  # killed before a checkpoint
-    test = paths.data / "test.parquet"
     evaluate = None
-    if test.exists():
-        evaluate = evaluator(load_graph(paths.graph), test, cfg, EVAL_KS)
+    if cfg.data.validation_share > 0:
+        validation = paths.split / "validation.parquet"
+        evaluate = evaluator(load_graph(paths.fit_graph), validation, cfg, EVAL_KS)
     train(
         cfg,
-        paths.graph,
+        _training_graph(cfg, paths),
         paths.run,
         resume=resume,
         evaluate=evaluate,
@@ -169,9 +207,9 @@ def _eval(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> bool:
         return False
     done = paths.run / "eval.json"
     step = load_checkpoint(paths.run)["step"]
-    if not overwrite and done.exists() and json.loads(done.read_text())["step"] == step:
+    if not overwrite and done.exists() and read_json(done).get("step") == step:
         return False
-    evaluate_run(paths.run, paths.graph, test, EVAL_KS)
+    evaluate_run(paths.run, paths.graph, test, EVAL_KS, cfg.eval.baselines)
     return True
 
 
@@ -221,8 +259,9 @@ def _exclusive(root: Path) -> Iterator[None]:
     """Hold ``root``'s lock for the block; `ConfigError` if another process holds it.
 
     Then remove what killed runs left at the top of the root: temporary siblings
-    (``.NAME.tmp-*``) and set-aside old artifacts (``.NAME.old-*``), see
-    `pinsage.atomic`. Only the lock holder writes there, so none of them is live.
+    (``.NAME.tmp-*``) and set-aside old artifacts (``.NAME.old-*``) whose writer is
+    dead (`pinsage.atomic.remove_dead_leftovers_in`): a standalone command writing
+    into the root without the lock keeps its own.
     """
     with open(root / LOCK_FILE, "a+") as lock:
         try:
@@ -237,19 +276,14 @@ def _exclusive(root: Path) -> Iterator[None]:
         lock.truncate()
         lock.write(f"{os.getpid()}\n")
         lock.flush()
-        for left in [*root.glob(".*.tmp-*"), *root.glob(".*.old-*")]:
-            log.info("removing %s, left by an interrupted run", left)
-            if left.is_dir():
-                shutil.rmtree(left, ignore_errors=True)
-            else:
-                left.unlink(missing_ok=True)
+        remove_dead_leftovers_in(root)
         yield
 
 
 def _read_root_manifest(paths: RunRoot, cfg_hash: str, overwrite: bool) -> dict:
     if not paths.manifest.exists():
         return {}
-    manifest = json.loads(paths.manifest.read_text())
+    manifest = read_json(paths.manifest)
     if manifest.get("config_sha256") != cfg_hash and not overwrite:
         raise ConfigError(
             f"{paths.root} holds a run of another config (config sha256 "
@@ -319,7 +353,7 @@ def _run_stages(
         what = "done" if ran else "already complete"
         log.info("stage %s %s in %.1fs", stage, what, seconds)
         if stage == "embed":
-            emb = json.loads((paths.embeddings / "manifest.json").read_text())
+            emb = read_json(paths.embeddings / "manifest.json")
             manifest["checkpoint_sha256"] = emb.get("checkpoint_sha256")
         write_json(paths.manifest, manifest)  # after every stage: a kill loses one
     return manifest

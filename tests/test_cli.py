@@ -279,3 +279,18 @@ def test_train_bad_config_exits_2_and_eval_json(
         <= doc.keys()
     )
     assert json.loads((tmp_path / "r/eval.json").read_text()) == doc
+    code, out, _ = run_cli(
+        ["-q", "eval", "--run", str(tmp_path / "r"), "--graph", str(graph_dir)]
+        + ["--test", str(test_file), "--baselines", "gfcf,popularity"],
+        monkeypatch,
+        capsys,
+    )
+    lines = out.splitlines()
+    assert code == 0 and lines[-2].split()[0] == "gfcf"
+    assert lines[-1].split()[:2] == ["popularity", "recall@20"]
+    baselines = json.loads((tmp_path / "r/eval.json").read_text())["baselines"]
+    assert list(baselines) == ["gfcf", "popularity"]
+    bad = ["eval", "--run", str(tmp_path / "r"), "--graph", str(graph_dir)]
+    bad += ["--test", str(test_file), "--baselines", "svd"]
+    code, _, err = run_cli(bad, monkeypatch, capsys)
+    assert code == 2 and "unknown ['svd']" in err

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from pinsage.config import load_config
@@ -156,3 +157,39 @@ def test_killed_anywhere_then_rerun_gives_the_same_index(
     want_vectors, want_ids = _index_of(reference)
     assert ids == want_ids
     np.testing.assert_array_equal(vectors, want_vectors)
+
+
+def test_training_selects_on_validation_and_reads_the_test_file_once(
+    config, tmp_path, monkeypatch
+):
+    import pinsage.eval.job as job
+
+    read: list[str] = []
+    real_read = job.read_test_csr
+
+    def recording_read(path, graph):
+        read.append(Path(path).name)
+        return real_read(path, graph)
+
+    monkeypatch.setattr(job, "read_test_csr", recording_read)
+    root = tmp_path / "root"
+    run_pipeline(load_config(config), root, stages=("data", "graph", "train"))
+    assert read == ["validation.parquet"]  # training never looked at the test file
+    fit = pq.read_table(root / "split/fit.parquet")
+    held = pq.read_table(root / "split/validation.parquet")
+    full = pq.read_table(root / "data/interactions.parquet")
+    assert fit.num_rows + held.num_rows == full.num_rows
+    assert 0.05 < held.num_rows / full.num_rows < 0.15  # data.validation_share 0.1
+    run_graph = json.loads((root / "fit-graph/manifest.json").read_text())
+    assert (
+        run_graph["num_edges"]
+        < json.loads((root / "graph/manifest.json").read_text())["num_edges"]
+    )
+    curve = [json.loads(line) for line in (root / "run/metrics.jsonl").open()]
+    assert [r["epoch"] for r in curve if "recall@20" in r] == [1, 2]
+    run_pipeline(load_config(config), root, stages=("eval",))
+    assert read[1:] == ["test.parquet", "test.parquet"]  # the model, the baselines
+    result = json.loads((root / "run/eval.json").read_text())
+    assert list(result["baselines"]) == ["popularity", "itemknn", "gfcf"]
+    for scores in result["baselines"].values():
+        assert 0.0 < scores["recall@20"] <= 1.0

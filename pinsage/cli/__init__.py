@@ -1,11 +1,14 @@
 """The `pinsage` command line: parses options, calls the library, maps errors.
 
 Exit codes: 0 success; 2 bad input or usage (`PinsageError`: one message on stderr,
-no traceback unless --debug); 1 internal error (with traceback).
+no traceback unless --debug) or an environment the user must fix (disk full, no
+permission, read-only or mistyped path: one `error: PATH: cause` line); 1 internal
+error (with traceback).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 
@@ -20,6 +23,23 @@ from pinsage.cli.report import report_cmd
 from pinsage.errors import PinsageError
 
 __all__ = ["cli", "main"]
+
+_WRITE_ELSEWHERE = "free space or write elsewhere"
+_PERMISSION = "choose a folder you may write, or fix its permissions"
+# OSErrors the user's machine or paths cause, with how to fix each. Every other OSError
+# (and a missing file without its path) may be our bug: a traceback.
+_ENVIRONMENT_ERRORS = {
+    errno.ENOSPC: _WRITE_ELSEWHERE,
+    errno.EDQUOT: _WRITE_ELSEWHERE,
+    errno.EACCES: _PERMISSION,
+    errno.EPERM: _PERMISSION,
+    errno.EROFS: "the file system is read-only: choose a writable folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: fix the path",
+    errno.EISDIR: "the path is a folder, not a file: fix the path",
+    errno.EEXIST: "a file stands where a folder must go: fix the path",
+    errno.ENOENT: "check the path",
+    errno.ENAMETOOLONG: "choose a shorter path",
+}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,6 +73,21 @@ for command in (
     cli.add_command(command)
 
 
+def _environment_error(exc: OSError) -> str | None:
+    """The one-line message for an OSError the user can fix, or None.
+
+    Disk full or a path that cannot be written is not a bug of ours: a traceback would
+    bury the path and the cause, which are all the user needs. (pyarrow leaves
+    ``filename`` empty and names the path in ``strerror``; a failed ``write()`` names
+    none, so `pinsage.atomic.atomic_dir` adds its artifact's.)
+    """
+    hint = _ENVIRONMENT_ERRORS.get(exc.errno)  # type: ignore[arg-type]
+    if hint is None or (exc.errno == errno.ENOENT and exc.filename is None):
+        return None
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    return f"{where}{exc.strerror or exc}; {hint}."
+
+
 def main() -> None:
     """Console entry point: run the CLI and map errors to exit codes."""
     debug = "--debug" in sys.argv[1:]
@@ -68,6 +103,12 @@ def main() -> None:
         if debug:
             raise
         click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        message = _environment_error(exc)
+        if debug or message is None:
+            raise
+        click.echo(f"error: {message}", err=True)
         sys.exit(2)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pinsage.errors import ConfigError
 from pinsage.index.build import KINDS
 from pinsage.index.search import MAX_K
 
@@ -105,24 +106,71 @@ def query_cmd(
 
 @click.command("serve")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), required=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--index-root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The folder POST /reload may take index folders from (symlinks and `..` "
+    "resolved first)  [default: the parent of --index]",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; one other than loopback needs --admin-token.",
+)
 @click.option("--port", type=int, default=8000, show_default=True)
+@click.option(
+    "--admin-token",
+    envvar="PINSAGE_ADMIN_TOKEN",
+    default=None,
+    help="Bearer token of the admin endpoints (POST /reload); also read from "
+    "$PINSAGE_ADMIN_TOKEN, which keeps it out of the process list. Without one, "
+    "only loopback clients may reload.",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(1),
+    default=None,
+    help="Larger request bodies are refused (413) before they are read  "
+    "[default: 1 MiB]",
+)
 @click.option(
     "--access-log/--no-access-log",
     default=True,
     show_default=True,
     help="Log every request (off for load tests: a log line per request).",
 )
-def serve_cmd(index_dir: Path, host: str, port: int, access_log: bool) -> None:
-    """Serve lookups over HTTP (FastAPI on uvicorn; OpenAPI docs at /docs)."""
+def serve_cmd(
+    index_dir: Path,
+    index_root: Path | None,
+    host: str,
+    port: int,
+    admin_token: str | None,
+    max_body_bytes: int | None,
+    access_log: bool,
+) -> None:
+    """Serve lookups over HTTP (FastAPI on uvicorn; OpenAPI docs at /docs).
+
+    Lookups are open to every client; POST /reload swaps to another index folder
+    under --index-root and needs the admin token (or, with none set, a loopback
+    client). Listening on a non-loopback address without a token is refused: anyone
+    who reaches the port could then swap the index being served.
+    """
+    from pinsage.index.service import MAX_BODY_BYTES, create_app, is_loopback
+
+    if admin_token is None and not is_loopback(host):
+        raise ConfigError(
+            f"--host {host} is not a loopback address and no admin token is set, so "
+            "anyone who reaches the port could reload the index; pass --admin-token "
+            "(or set PINSAGE_ADMIN_TOKEN), or listen on 127.0.0.1."
+        )
     import uvicorn
 
-    from pinsage.index.service import create_app
-
-    uvicorn.run(
-        create_app(index_dir),
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=access_log,
+    app = create_app(
+        index_dir,
+        index_root=index_root,
+        admin_token=admin_token,
+        max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
     )
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)

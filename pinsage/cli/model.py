@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pinsage.config import load_config
+from pinsage.config import BASELINES, load_config
 from pinsage.graph import load_graph
 
 __all__ = ["eval_cmd", "train_cmd"]
@@ -23,11 +23,12 @@ __all__ = ["eval_cmd", "train_cmd"]
     "--resume", is_flag=True, help="Continue from the run's latest checkpoint."
 )
 @click.option(
-    "--test",
-    "test_file",
+    "--validation",
+    "validation_file",
     type=click.Path(path_type=Path),
     default=None,
-    help="Held-out interactions to evaluate at each epoch's end.",
+    help="Validation interactions (held out of the graph's training data, never the "
+    "test file) to evaluate at each epoch's end.",
 )
 @click.option(
     "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
@@ -62,7 +63,7 @@ def train_cmd(
     graph_dir: Path,
     out: Path,
     resume: bool,
-    test_file: Path | None,
+    validation_file: Path | None,
     device: str,
     producer: str,
     workers: int,
@@ -79,10 +80,10 @@ def train_cmd(
 
     cfg = load_config(config_path)
     evaluate = None
-    if test_file:
+    if validation_file:
         from pinsage.eval.job import evaluator
 
-        evaluate = evaluator(load_graph(graph_dir), test_file, cfg)
+        evaluate = evaluator(load_graph(graph_dir), validation_file, cfg)
     train(
         cfg,
         graph_dir,
@@ -110,16 +111,41 @@ def train_cmd(
     show_default=True,
     help="Cut-offs (repeatable).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one flat JSON document.")
+@click.option(
+    "--baselines",
+    default="",
+    metavar="NAMES",
+    help="Also rank with training-free baselines, comma-separated: "
+    f"{','.join(BASELINES)}.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def eval_cmd(
-    run_dir: Path, graph_dir: Path, test_file: Path, ks: tuple[int, ...], as_json: bool
+    run_dir: Path,
+    graph_dir: Path,
+    test_file: Path,
+    ks: tuple[int, ...],
+    baselines: str,
+    as_json: bool,
 ) -> None:
     """Evaluate a run: recall/NDCG@K for users, hit-rate@K/MRR for items."""
     from pinsage.eval.job import evaluate_run
 
-    metrics = evaluate_run(run_dir, graph_dir, test_file, sorted(set(ks)))
+    names = [name.strip() for name in baselines.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(BASELINES))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown {unknown}; choose from {','.join(BASELINES)}",
+            param_hint="--baselines",
+        )
+    metrics = evaluate_run(run_dir, graph_dir, test_file, sorted(set(ks)), names)
     if as_json:
         click.echo(json.dumps(metrics))
         return
+    compared = metrics.pop("baselines", {})
     for key, value in metrics.items():
         click.echo(f"{key:>16}  {value}")
+    for name, scores in compared.items():
+        shown = "  ".join(
+            f"{key} {value:.4f}" for key, value in scores.items() if "@" in key
+        )
+        click.echo(f"{name:>16}  {shown}  ({scores['seconds']} s)")

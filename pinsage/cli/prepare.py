@@ -70,6 +70,13 @@ def data() -> None:
     default=SynthConfig.test_fraction,
     show_default=True,
 )
+@click.option(
+    "--cold-items",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=SynthConfig.cold_items,
+    show_default=True,
+    help="Share of items with no training interactions (features and test kept).",
+)
 @click.option("--string-ids", is_flag=True, help="Write string ids instead of int64.")
 @click.option("--seed", type=int, default=SynthConfig.seed, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Rewrite a complete folder.")
@@ -95,6 +102,12 @@ def data_synth(out: Path, overwrite: bool, **params) -> None:
     help="movielens: last share of each user's ratings held out.",
 )
 @click.option(
+    "--min-rating",
+    type=float,
+    default=None,
+    help="movielens: only ratings >= this are positives (usually 4); default all.",
+)
+@click.option(
     "--user-column", default="user", show_default=True, help="parquet: source column."
 )
 @click.option(
@@ -118,6 +131,7 @@ def data_import(
     src: Path,
     out: Path,
     test_fraction: float,
+    min_rating: float | None,
     user_column: str,
     item_column: str,
     weight_column: str,
@@ -129,7 +143,13 @@ def data_import(
         user_column, item_column, weight_column, timestamp_column
     )
     import_folder(
-        fmt, src, out, test_fraction=test_fraction, columns=columns, overwrite=overwrite
+        fmt,
+        src,
+        out,
+        test_fraction=test_fraction,
+        min_rating=min_rating,
+        columns=columns,
+        overwrite=overwrite,
     )
 
 

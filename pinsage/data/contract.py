@@ -123,14 +123,17 @@ def _check_no_nulls(arr: pa.Array, path: Path, column: str, first_row: int) -> N
 def _check_weights(
     arr: pa.Array, path: Path, column: str, first_row: int
 ) -> np.ndarray:
-    weights = arr.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    bad = ~(weights > 0)  # catches NaN and nulls (as NaN) too
+    with np.errstate(over="ignore"):  # float64 beyond float32's range -> inf, refused
+        weights = arr.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    # Catches NaN and nulls (as NaN) too; inf would turn walk probabilities into NaN.
+    bad = ~((weights > 0) & np.isfinite(weights))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"{path}: column '{column}' has {int(bad.sum())} weights that are not "
-            f"positive numbers (first at row {first_row + row}: {arr[row].as_py()}); "
-            "weights must be > 0 and not NaN or null: drop those rows or fix them."
+            f"positive finite numbers (first at row {first_row + row}: "
+            f"{arr[row].as_py()}); weights must be > 0, below 3.4e38 and not NaN, inf "
+            "or null: drop those rows or fix them."
         )
     return weights
 

@@ -6,14 +6,13 @@ the same atomic, skip-if-complete behaviour.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import atomic_dir, write_json
+from pinsage.atomic import atomic_dir, read_json, write_json
 
 __all__ = ["ROW_GROUP_ROWS", "folder_params", "write_data_folder"]
 
@@ -28,7 +27,7 @@ def folder_params(out: Path) -> dict | None:
     manifest = Path(out) / "manifest.json"
     if not (Path(out) / "_SUCCESS").exists() or not manifest.exists():
         return None
-    return json.loads(manifest.read_text()).get("params")
+    return read_json(manifest).get("params")
 
 
 def write_data_folder(
@@ -40,7 +39,8 @@ def write_data_folder(
 ) -> dict:
     """Write ``tables`` as ``{name}.parquet`` plus a manifest, atomically.
 
-    ``tables`` holds at least ``interactions`` and ``test``; ``items`` when there are
+    ``tables`` holds at least ``interactions`` and ``test`` (a validation split:
+    ``fit`` and ``validation``); ``items`` when there are
     item features, and any extra table (e.g. planted ``item_clusters``).
     """
     manifest = {

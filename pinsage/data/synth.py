@@ -6,8 +6,10 @@ Zipf-like popularity (``zipf`` exponent) within the chosen cluster or catalogue.
 features are correlated with the cluster: a dense vector (cluster centroid + noise), a
 categorical (the cluster's category, sometimes a random one) and a short text (words
 from the cluster's vocabulary mixed with common words). Each user's interactions are
-split into train and a held-out ``test`` share. Everything is vectorised numpy driven by
-one seeded Generator: the same parameters give the same files.
+split into train and a held-out ``test`` share. A ``cold_items`` share of the items is
+cold: their training interactions are dropped (their test ones kept, their features
+too), so they stand for items that arrived after training. Everything is vectorised
+numpy driven by one seeded Generator: the same parameters give the same files.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class SynthConfig:
     test_fraction: float = 0.2  # share of each user's interactions held out
     feature_dim: int = 16  # length of the dense `embedding` feature
     feature_noise: float = 1.0  # std of the noise around the cluster centroid
+    # Share of items held out of training entirely (features and test interactions
+    # kept): measures cold start, i.e. items embedded from their features alone.
+    cold_items: float = 0.0
     string_ids: bool = False  # external ids as strings ("i123") instead of int64
     seed: int = 0
 
@@ -70,7 +75,7 @@ class SynthConfig:
                 f"synth: num_clusters ({self.num_clusters}) must not exceed num_items "
                 f"({self.num_items}) or num_users ({self.num_users})"
             )
-        for name in ("in_cluster", "test_fraction"):
+        for name in ("in_cluster", "test_fraction", "cold_items"):
             if not 0.0 <= getattr(self, name) < 1.0 + (name == "in_cluster"):
                 raise ConfigError(
                     f"synth: {name} must be in [0, 1), got {getattr(self, name)}"
@@ -132,6 +137,18 @@ def _split_test(
     test = np.zeros(len(users), dtype=bool)
     test[order] = rank < np.floor(counts[sorted_users] * fraction)
     return test
+
+
+def _cold_items(rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    """Which items are cold (``cfg.cold_items`` of them, at random). Shapes: -> (I,).
+
+    Drawn only when asked for, so folders without cold items stay as they were.
+    """
+    cold = np.zeros(cfg.num_items, dtype=bool)
+    if cfg.cold_items > 0:
+        num_cold = round(cfg.cold_items * cfg.num_items)
+        cold[rng.permutation(cfg.num_items)[:num_cold]] = True
+    return cold
 
 
 def _ids(rng: np.random.Generator, n: int, prefix: str, as_string: bool) -> pa.Array:
@@ -217,6 +234,7 @@ def synthesize_tables(cfg: SynthConfig) -> dict[str, pa.Table]:
     user_ids = _ids(rng, cfg.num_users, "u", cfg.string_ids)
     item_ids = _ids(rng, cfg.num_items, "i", cfg.string_ids)
     test = _split_test(rng, users, cfg.test_fraction)
+    train = ~test & ~_cold_items(rng, cfg)[items]
     inter = pa.table(
         {
             "user": user_ids.take(pa.array(users)),
@@ -224,10 +242,9 @@ def synthesize_tables(cfg: SynthConfig) -> dict[str, pa.Table]:
             "timestamp": pa.array(timestamps),
         }
     )
-    mask = pa.array(test)
     return {
-        "interactions": inter.filter(pc.invert(mask)),
-        "test": inter.filter(mask),
+        "interactions": inter.filter(pa.array(train)),
+        "test": inter.filter(pa.array(test)),
         "items": _item_table(rng, cfg, item_cluster, item_ids),
         "item_clusters": pa.table(
             {"item": item_ids, "cluster": pa.array(item_cluster)}

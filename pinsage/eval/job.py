@@ -2,7 +2,9 @@
 
 User-to-item recall@K / NDCG@K (LightGCN protocol) with context vectors, and
 item-to-item hit-rate@K / scaled MRR on held-out pairs, all from every node's
-embedding computed once by the local engine over a fixed neighbourhood table.
+embedding computed once by the local engine over a fixed neighbourhood table. When
+held-out interactions name cold items (no training interaction: features only), the
+same ranking is also measured on cold and warm items apart (`pinsage.eval.cold`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from torch import Tensor
 from pinsage.atomic import write_json
 from pinsage.config import PipelineConfig, load_section
 from pinsage.data.contract import InteractionColumns, iter_interactions
+from pinsage.eval.baselines import baseline_metrics
+from pinsage.eval.cold import cold_item_mask, cold_start_metrics
 from pinsage.eval.metrics import (
     heldout_item_pairs,
     item_to_item_metrics,
-    popularity_metrics,
     ranking_metrics,
 )
 from pinsage.graph.store import Graph, load_graph
@@ -32,9 +35,9 @@ from pinsage.nn.features import FeatureStore
 from pinsage.sampler.table import neighborhood_table
 from pinsage.seeding import generator_for
 from pinsage.train.checkpoint import load_checkpoint
-from pinsage.train.model import build_model
+from pinsage.train.model import model_from_checkpoint
 
-__all__ = ["evaluate_run", "evaluator", "popularity_baseline", "read_test_csr"]
+__all__ = ["evaluate_baselines", "evaluate_run", "evaluator", "read_test_csr"]
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +71,24 @@ def read_test_csr(path: Path, graph: Graph) -> tuple[Tensor, Tensor, dict]:
     return torch.from_numpy(indptr), torch.from_numpy(itm[order]), counts
 
 
-def popularity_baseline(
-    graph: Graph, test_file: Path, ks: Sequence[int] = (20,)
-) -> dict:
-    """Recall/NDCG@K of ranking every user's unseen items by training popularity."""
+def evaluate_baselines(
+    graph: Graph,
+    test_file: Path,
+    names: Sequence[str],
+    ks: Sequence[int] = (20,),
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """recall/NDCG@K of training-free baselines on ``graph`` (`baseline_metrics`)."""
     test_indptr, test_indices, _ = read_test_csr(test_file, graph)
-    return popularity_metrics(
+    return baseline_metrics(
+        names,
         graph.csr.context_indptr,
         graph.csr.context_indices.long(),
         test_indptr,
         test_indices,
         graph.num_items,
         ks,
+        seed=seed,
     )
 
 
@@ -101,6 +110,9 @@ def evaluator(
     if queries.numel() > MAX_ITEM_PAIRS:  # a fixed random sample: same pairs every run
         keep = torch.randperm(queries.numel(), generator=gen)[:MAX_ITEM_PAIRS]
         queries, targets = queries[keep], targets[keep]
+    # Items the graph holds without interactions (catalogue only): measured apart.
+    cold = cold_item_mask(csr.item_indptr)
+    with_cold = bool(cold[test_indices].any())
     log.info("evaluation prepared in %.1fs (%s)", time.perf_counter() - t0, counts)
 
     def evaluate(model, store: FeatureStore) -> dict:
@@ -122,6 +134,17 @@ def evaluator(
             [ITEM_TO_ITEM_K, *ks],
             query_items=queries,
         )
+        if with_cold:
+            metrics |= cold_start_metrics(
+                z_contexts,
+                z_items,
+                train_indptr,
+                train_indices,
+                test_indptr,
+                test_indices,
+                cold,
+                ks,
+            )
         metrics["eval_seconds"] = round(time.perf_counter() - t, 2)
         return metrics
 
@@ -129,18 +152,28 @@ def evaluator(
 
 
 def evaluate_run(
-    run_dir: Path, graph_dir: Path, test_file: Path, ks: Sequence[int] = (20,)
+    run_dir: Path,
+    graph_dir: Path,
+    test_file: Path,
+    ks: Sequence[int] = (20,),
+    baselines: Sequence[str] = (),
 ) -> dict:
-    """Evaluate a run's latest checkpoint; write ``run_dir/eval.json`` and return it."""
+    """Evaluate a run's latest checkpoint; write ``run_dir/eval.json`` and return it.
+
+    ``baselines`` (names from `pinsage.eval.baselines`) are ranked on the same graph
+    and test file and reported under ``"baselines"``.
+    """
     checkpoint = load_checkpoint(run_dir)
     cfg = load_section(
         PipelineConfig, checkpoint["config"], f"{run_dir} checkpoint config"
     )
     graph = load_graph(graph_dir)
-    store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
-    model = build_model(cfg, graph, store)
-    model.load_state_dict(checkpoint["model"])
+    model, store = model_from_checkpoint(checkpoint, cfg, graph, Path(run_dir))
     metrics = evaluator(graph, test_file, cfg, ks)(model, store)
     metrics = {"step": checkpoint["step"], **metrics}
+    if baselines:
+        metrics["baselines"] = evaluate_baselines(
+            graph, test_file, baselines, ks, seed=cfg.sampler.seed
+        )
     write_json(Path(run_dir) / "eval.json", metrics)
     return metrics

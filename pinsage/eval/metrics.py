@@ -10,7 +10,7 @@ E_test held-out interactions, Q queries, C users or queries in one chunk, K cut-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -22,6 +22,7 @@ __all__ = [
     "popularity_metrics",
     "popularity_scores",
     "ranking_metrics",
+    "scored_ranking_metrics",
 ]
 
 MRR_RANK_SCALE = 100  # PinSage paper: MRR = mean 1 / ceil(rank / 100)
@@ -77,16 +78,7 @@ def ranking_metrics(
     *,
     chunk_size: int = 2048,
 ) -> dict[str, float]:
-    """User-to-item recall@K and NDCG@K with full ranking (LightGCN protocol).
-
-    Every user with at least one held-out item scores all items by dot product; the
-    user's training items are excluded; the top ``max(ks)`` remaining items are
-    compared with the user's held-out items (a set: repeated held-out items count
-    once). recall@K = hits in the top K / number of held-out items; NDCG@K =
-    DCG@K / IDCG@K with binary relevance, DCG@K = sum over hit positions p (0-based)
-    of 1 / log2(p + 2), IDCG@K the same over the first min(#held-out, K) positions.
-    Both are averaged over the evaluated users. Ties in score are broken by
-    ``torch.topk``; a held-out item that is also a training item is never a hit.
+    """User-to-item recall@K and NDCG@K of dot products (`scored_ranking_metrics`).
 
     Args:
         user_emb: user (context) vectors.
@@ -98,16 +90,67 @@ def ranking_metrics(
         ks: cut-offs K (duplicates ignored).
         chunk_size: users scored at once; memory is about ``chunk_size * I`` scores.
 
+    Shapes: user_emb (U, D), item_emb (I, D), train_indptr (U+1,),
+        train_indices (E,), test_indptr (U+1,), test_indices (E_test,).
+    """
+    return scored_ranking_metrics(
+        lambda users: user_emb[users] @ item_emb.t(),
+        item_emb.shape[0],
+        train_indptr.to(user_emb.device),
+        train_indices.to(user_emb.device),
+        test_indptr.to(user_emb.device),
+        test_indices.to(user_emb.device),
+        ks,
+        chunk_size=chunk_size,
+    )
+
+
+def scored_ranking_metrics(
+    score: Callable[[Tensor], Tensor],
+    num_items: int,
+    train_indptr: Tensor,
+    train_indices: Tensor,
+    test_indptr: Tensor,
+    test_indices: Tensor,
+    ks: Sequence[int],
+    *,
+    chunk_size: int = 2048,
+) -> dict[str, float]:
+    """User-to-item recall@K and NDCG@K with full ranking (LightGCN protocol).
+
+    Every user with at least one held-out item scores all items with ``score``; the
+    user's training items are excluded; the top ``max(ks)`` remaining items are
+    compared with the user's held-out items (a set: repeated held-out items count
+    once). recall@K = hits in the top K / number of held-out items; NDCG@K =
+    DCG@K / IDCG@K with binary relevance, DCG@K = sum over hit positions p (0-based)
+    of 1 / log2(p + 2), IDCG@K the same over the first min(#held-out, K) positions.
+    Both are averaged over the evaluated users. Ties in score are broken by
+    ``torch.topk``; a held-out item that is also a training item is never a hit.
+
+    Any scorer fits: the model's dot products, or a training-free baseline's
+    (`pinsage.eval.baselines`), so both are measured by one protocol.
+
+    Args:
+        score: users (C,) int64 -> their scores for every item (C, I), any float
+            dtype, on the device of ``train_indices``.
+        num_items: catalogue size I.
+        train_indptr: CSR offsets of each user's training items.
+        train_indices: training items, CSR order.
+        test_indptr: CSR offsets of each user's held-out items.
+        test_indices: held-out items, CSR order.
+        ks: cut-offs K (duplicates ignored).
+        chunk_size: users scored at once; memory is about ``chunk_size * I`` scores.
+
     Returns:
         ``recall@K`` and ``ndcg@K`` for each K, and ``users`` (the number evaluated);
         metrics are 0.0 when no user has a held-out item.
 
-    Shapes: user_emb (U, D), item_emb (I, D), train_indptr (U+1,),
-        train_indices (E,), test_indptr (U+1,), test_indices (E_test,).
+    Shapes: train_indptr (U+1,), train_indices (E,), test_indptr (U+1,),
+        test_indices (E_test,).
     """
     ks = _check_ks(ks)
-    device = user_emb.device
-    num_users, num_items = user_emb.shape[0], item_emb.shape[0]
+    device = train_indices.device
+    num_users = train_indptr.numel() - 1
     train_indptr = train_indptr.to(device, torch.int64)
     train_indices = train_indices.to(device, torch.int64)
     test_indptr = test_indptr.to(device, torch.int64)
@@ -128,7 +171,7 @@ def ranking_metrics(
     ndcg = torch.zeros_like(recall)  # (V, nK)
     for start in range(0, users.numel(), chunk_size):
         batch = users[start : start + chunk_size]  # (C,)
-        scores = user_emb[batch] @ item_emb.t()  # (C, I)
+        scores = score(batch)  # (C, I)
         pos, cols = _csr_rows(train_indptr, train_indices, batch)
         scores.index_put_((pos, cols), scores.new_tensor(float("-inf")))
         hits = _top_hits(scores, batch, test_keys, top)  # (C, top)
@@ -271,7 +314,7 @@ def popularity_metrics(
 ) -> dict[str, float]:
     """`ranking_metrics` of the most-popular baseline: every user ranks by popularity.
 
-    Users share one vector of ones (U, 1); items carry popularity (I, 1), less
+    Every user gets the same scores: an item's popularity less
     ``index / I`` so that equally popular items rank by lower index (a deterministic
     tie-break that never reorders different counts). Scores are float64 so the
     tie-break stays exact.
@@ -292,16 +335,15 @@ def popularity_metrics(
         test_indices (E_test,).
     """
     device = train_indices.device
-    num_users = train_indptr.numel() - 1
     order = torch.arange(num_items, device=device, dtype=torch.float64)
     scores = popularity_scores(train_indices, num_items).double() - order / num_items
-    return ranking_metrics(
-        torch.ones(num_users, 1, dtype=torch.float64, device=device),
-        scores[:, None],  # (I, 1)
-        train_indptr,
+    return scored_ranking_metrics(
+        lambda users: scores.expand(users.numel(), num_items).clone(),  # (C, I)
+        num_items,
+        train_indptr.to(device),
         train_indices,
-        test_indptr,
-        test_indices,
+        test_indptr.to(device),
+        test_indices.to(device),
         ks,
         chunk_size=chunk_size,
     )

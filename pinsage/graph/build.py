@@ -188,6 +188,26 @@ def _bipartite_csr(
     return item_csr, context_csr, user_ids
 
 
+def _warn_if_untrainable(out: Path, num_items: int, context_indptr: np.ndarray) -> None:
+    """Warn now about a graph `pinsage train` will refuse (or train only in part).
+
+    The graph itself is valid (it can be sampled and inspected), so it is built; but
+    the user learns at once, not after the next stage has started.
+    """
+    if num_items < 2:
+        log.warning(
+            "%s: the graph holds %d item; `pinsage train` needs at least two",
+            out,
+            num_items,
+        )
+    elif not (np.diff(context_indptr) > 1).any():
+        log.warning(
+            "%s: no context engaged two different items, so there are no item "
+            "pairs: `pinsage train` trains only the context objective",
+            out,
+        )
+
+
 def _write_arrays(
     tmp: Path, item_csr: tuple, context_csr: tuple, item_ids, user_ids
 ) -> None:
@@ -263,6 +283,7 @@ def build_graph(
     item_csr, context_csr, user_ids = _bipartite_csr(packed, user_ids, len(item_ids))
     sort_seconds = time.perf_counter() - t_sort
     merged_w = context_csr[2]
+    _warn_if_untrainable(out, len(item_ids), context_csr[0])
 
     with atomic_dir(out, overwrite=True) as tmp:
         _write_arrays(tmp, item_csr, context_csr, item_ids, user_ids)

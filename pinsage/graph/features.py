@@ -9,8 +9,10 @@ Kinds (inferred from the Arrow type, or given explicitly):
   i's codes are ``codes[offsets[i]:offsets[i+1]]``) + ``{name}.vocab.parquet``.
 - ``text``: free text -> ``{name}.parquet`` (column ``text``); the model tokenises it.
 
-Missing values: dense and vector rows become 0, categoricals an empty code list, text
-an empty string; their count is recorded in the manifest.
+Missing values (nulls): dense and vector rows become 0, categoricals an empty code
+list, text an empty string; their count is recorded in the manifest. NaN, ``inf`` and
+float64 values beyond float32's range in a dense or vector column are refused, never
+stored: one such value makes every embedding it reaches NaN.
 """
 
 from __future__ import annotations
@@ -100,6 +102,39 @@ def _unsupported(
     )
 
 
+def _check_finite(
+    col: pa.ChunkedArray, kind: str, name: str, source: Path, ids: pa.ChunkedArray
+) -> None:
+    """Refuse NaN, +-inf and values a float32 cast would turn into inf.
+
+    Features are stored as float32 and a single non-finite input makes every embedding
+    it reaches NaN, so the build stops here, where the file and item can be named.
+    Nulls in a dense column are missing values (stored as 0 and counted); a null
+    inside a vector is refused with the rest.
+    """
+    arr = col.combine_chunks()
+    if kind == "vector":
+        rows = pc.list_parent_indices(arr).to_numpy(zero_copy_only=False)
+        arr = pc.list_flatten(arr)
+    else:
+        rows = np.flatnonzero(arr.is_valid().to_numpy(zero_copy_only=False))
+        arr = arr.drop_null()
+    values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+    bad = ~(np.abs(values) <= np.finfo(np.float32).max)  # NaN, null, inf, overflow
+    if not bad.any():
+        return
+    bad_rows = np.unique(rows[bad])
+    first = int(np.flatnonzero(bad)[0])
+    dense = kind == "dense"
+    raise DataError(
+        f"{source}: {kind} feature column '{name}' has {len(bad_rows)} row(s) holding "
+        f"NaN, inf{'' if dense else ', null'} or values beyond float32's range "
+        f"(+-3.4e38), e.g. item {ids[int(rows[first])].as_py()!r}: {values[first]}; "
+        "replace them with finite values"
+        + (" (or nulls, which count as missing)." if dense else ".")
+    )
+
+
 def _write_dense(col: pa.ChunkedArray, out: Path, name: str) -> FeatureSpec:
     values = pc.cast(col, pa.float32()).to_numpy(zero_copy_only=False)
     missing = int(np.isnan(values).sum())
@@ -122,10 +157,6 @@ def _write_vector(
         )
     dim = int(dims[0])
     flat = pc.cast(pc.list_flatten(arr), pa.float32()).to_numpy(zero_copy_only=False)
-    if np.isnan(flat).any():
-        raise DataError(
-            f"{source}: vector feature '{name}' holds NaN or null values; fill them."
-        )
     matrix = np.zeros((len(arr), dim), dtype=np.float32)
     matrix[present] = flat.reshape(-1, dim)
     np.save(out / f"{name}.npy", matrix)
@@ -196,8 +227,10 @@ def write_features(
             pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t)
         )
         if kind == "dense" and numeric:
+            _check_finite(col, kind, name, source, items.column("item"))
             specs.append(_write_dense(col, out, name))
         elif kind == "vector" and is_list:
+            _check_finite(col, kind, name, source, items.column("item"))
             specs.append(_write_vector(col, out, name, source))
         elif kind == "categorical" and (numeric or _is_string(t) or is_list):
             specs.append(_write_categorical(col, out, name))

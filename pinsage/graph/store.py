@@ -6,7 +6,6 @@ edges of the system need (external ids, features, the manifest).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
+from pinsage.atomic import read_json
 from pinsage.errors import DataError
 from pinsage.graph.features import FeatureSpec, load_feature
 
@@ -111,7 +111,9 @@ class CSRGraph:
 def _load_npy(path: Path, mmap: bool) -> Tensor:
     # mmap_mode "c" (copy-on-write) maps the file without reading it and, unlike "r",
     # gives a writable array, which torch.from_numpy needs to share memory silently.
-    return torch.from_numpy(np.load(path, mmap_mode="c" if mmap else None))
+    # allow_pickle=False: an object array would unpickle (run code) as it loads.
+    mode = "c" if mmap else None
+    return torch.from_numpy(np.load(path, mmap_mode=mode, allow_pickle=False))
 
 
 def is_complete(out: Path, sources: dict, options: dict) -> dict | None:
@@ -122,7 +124,7 @@ def is_complete(out: Path, sources: dict, options: dict) -> dict | None:
     manifest_path = Path(out) / "manifest.json"
     if not (Path(out) / "_SUCCESS").exists() or not manifest_path.exists():
         return None
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_json(manifest_path)
     same = (
         manifest.get("format_version") == FORMAT_VERSION
         and manifest.get("sources") == sources
@@ -141,7 +143,7 @@ class Graph:
                 f"{self.path} is not a complete graph directory (no _SUCCESS); "
                 "build it with `pinsage graph build`."
             )
-        self.manifest = json.loads((self.path / "manifest.json").read_text())
+        self.manifest = read_json(self.path / "manifest.json")
         version = self.manifest.get("format_version")
         if version != FORMAT_VERSION:
             raise DataError(

@@ -7,13 +7,20 @@
 
 A query item never appears among its own neighbours, nor a context's training items
 among its recommendations. Batch queries run as one FAISS search.
+
+`Index.load` reads the whole folder into memory and checks it before it returns
+(`DataError` naming the file and what is wrong otherwise): a loaded index answers
+every lookup whatever later happens to its folder, which is what lets the service
+swap to a new one without a failed request.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pinsage.errors import ConfigError, DataError
@@ -37,8 +44,8 @@ MAX_K = 1000  # DESIGN.md: k outside 1..1000 is bad input
 class UnknownIdError(DataError, KeyError):
     """A queried item (or context) id is not in the index."""
 
-    def __init__(self, what: str, key: object, path: Path) -> None:
-        super().__init__(f"{what} {key!r} is not in the index {path}")
+    def __init__(self, what: str, key: object, name: str) -> None:
+        super().__init__(f"{what} {key!r} is not in the index {name}")
         self.what, self.key = what, key
 
     def __str__(self) -> str:  # KeyError would quote the message
@@ -48,18 +55,25 @@ class UnknownIdError(DataError, KeyError):
 class NoContextsError(DataError):
     """The index holds no context vectors, so it cannot recommend."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, name: str) -> None:
         super().__init__(
-            f"the index {path} holds no context (user) vectors; embed with "
+            f"the index {name} holds no context (user) vectors; embed with "
             "`pinsage embed --contexts` and rebuild the index to recommend."
         )
+
+
+def _folder_error(name: str, what: str) -> DataError:
+    """A broken index folder: ``name`` stands for it (the service's is relative)."""
+    return DataError(
+        f"index folder '{name}': {what}; rebuild it with `pinsage index build`."
+    )
 
 
 def _row_lookup(ids: np.ndarray) -> dict:
     return {key: row for row, key in enumerate(ids.tolist())}
 
 
-def _rows(lookup: dict, keys: list, what: str, path: Path) -> np.ndarray:
+def _rows(lookup: dict, keys: list, what: str, name: str) -> np.ndarray:
     """Row of each id; `UnknownIdError` names the first unknown one."""
     rows = []
     for key in keys:
@@ -67,27 +81,156 @@ def _rows(lookup: dict, keys: list, what: str, path: Path) -> np.ndarray:
         if row is None and isinstance(key, str) and key.lstrip("-").isdigit():
             row = lookup.get(int(key))  # ids typed on a command line or URL
         if row is None:
-            raise UnknownIdError(what, key, path)
+            raise UnknownIdError(what, key, name)
         rows.append(row)
     return np.asarray(rows, dtype=np.int64)
+
+
+def _load_npy(file: Path, name: str, *, ndim: int, kind: str) -> np.ndarray:
+    """A .npy array read whole, its header checked against the file's size first.
+
+    Read whole, not memory-mapped: a mapped file truncated while it is served would
+    kill the process on the next lookup. The size check makes a truncated file (or a
+    header that claims more than the file holds) an error before anything is
+    allocated. ``kind`` is the numpy dtype kinds allowed ("f" floats, "iu" ints).
+    """
+    readers = {(1, 0): np.lib.format.read_array_header_1_0}
+    readers[2, 0] = np.lib.format.read_array_header_2_0
+    try:
+        with open(file, "rb") as f:
+            reader = readers.get(np.lib.format.read_magic(f))
+            if reader is None:
+                raise ValueError("unsupported .npy version")
+            shape, _, dtype = reader(f)
+            held = file.stat().st_size - f.tell()
+        if dtype.kind not in kind or len(shape) != ndim:
+            raise ValueError(f"{len(shape)}-d {dtype} array")
+        if held != math.prod(shape) * dtype.itemsize:
+            raise ValueError(f"its header says {shape}, it holds {held} data bytes")
+        return np.load(file, allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise _folder_error(name, f"{file.name} is missing") from exc
+    except (OSError, ValueError, EOFError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) else exc
+        what = "float" if kind == "f" else "integer"
+        raise _folder_error(
+            name, f"{file.name} does not hold a {ndim}-d {what} array ({detail})"
+        ) from exc
+
+
+def _load_vectors(file: Path, name: str, dim: int) -> np.ndarray:
+    """A (rows, ``dim``) float32 matrix with finite values only."""
+    vectors = _load_npy(file, name, ndim=2, kind="f")
+    if vectors.shape[1] != dim:
+        raise _folder_error(
+            name, f"{file.name} holds {vectors.shape[1]}-dim vectors, the index {dim}"
+        )
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if len(bad):
+        raise _folder_error(
+            name, f"{file.name} has NaN or inf in {len(bad)} row(s), first row {bad[0]}"
+        )
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _load_ids(file: Path, column: str, name: str) -> np.ndarray:
+    """The id column of a Parquet file, as numpy (ints, or objects for strings)."""
+    if not file.is_file():
+        raise _folder_error(name, f"{file.name} is missing")
+    try:
+        table = pq.read_table(file, columns=[column])
+    except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
+        raise _folder_error(
+            name, f"{file.name} is not a Parquet file with a '{column}' column"
+        ) from exc
+    return table[column].to_numpy(zero_copy_only=False)
+
+
+def _load_manifest(path: Path, name: str) -> dict:
+    """The folder's manifest: a JSON object, present only once the folder is done."""
+    try:
+        manifest = read_manifest(path)
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeError too
+        raise _folder_error(name, "manifest.json does not parse as JSON") from exc
+    if manifest is None:
+        raise _folder_error(
+            name, "not a complete index folder (no _SUCCESS or manifest.json)"
+        )
+    if not isinstance(manifest, dict):
+        raise _folder_error(name, "manifest.json is not a JSON object")
+    return manifest
+
+
+def _load_faiss(path: Path, name: str, manifest: dict) -> faiss.Index:
+    """The FAISS index, read whole, with the manifest's tuned search parameters."""
+    file = path / INDEX_FILE
+    if not file.is_file():
+        raise _folder_error(name, f"{INDEX_FILE} is missing")
+    try:
+        index = faiss.read_index(str(file))
+    except (RuntimeError, MemoryError) as exc:  # not its message: it holds the path
+        what = f"{INDEX_FILE} does not read as a FAISS index"
+        raise _folder_error(name, what) from exc
+    params = manifest.get("search_params") or {}
+    try:
+        space = faiss.ParameterSpace()
+        for key, value in dict(params).items():
+            space.set_index_parameter(index, key, value)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise _folder_error(
+            name, f"manifest.json's search_params do not apply to {INDEX_FILE}"
+        ) from exc
+    return index
+
+
+def _check_rows(name: str, **counts: int) -> None:
+    """Files of one folder that must have as many rows as each other."""
+    if len(set(counts.values())) > 1:
+        held = ", ".join(f"{file} {n}" for file, n in counts.items())
+        raise _folder_error(name, f"row counts differ ({held}); they must be equal")
 
 
 class Contexts:
     """Context vectors of an index folder and each context's training items (rows)."""
 
-    def __init__(self, path: Path) -> None:
-        self.ids = pq.read_table(path / CONTEXT_IDS)["context"].to_numpy(
-            zero_copy_only=False
-        )
-        self.vectors = np.load(path / CONTEXT_VECTORS, mmap_mode="r")
-        self.seen_indptr = np.load(path / SEEN_INDPTR)
-        self.seen_rows = np.load(path / SEEN_ROWS, mmap_mode="r")
-        self._row = _row_lookup(self.ids)
-        self._path = path
+    def __init__(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        seen: tuple[np.ndarray, np.ndarray],
+        name: str,
+    ) -> None:
+        self.ids = ids
+        self.vectors = vectors
+        self.seen_indptr, self.seen_rows = seen
+        self._row = _row_lookup(ids)
+        self._name = name
+
+    @classmethod
+    def load(cls, path: Path, name: str, *, dim: int, items: int) -> Contexts:
+        """Read and check the context files of the index folder ``path``.
+
+        ``dim`` and ``items`` are the index's: context vectors must have its
+        dimension, and a context's training items must be rows of it (or -1, an item
+        of the graph that the index lacks).
+        """
+        ids = _load_ids(path / CONTEXT_IDS, "context", name)
+        vectors = _load_vectors(path / CONTEXT_VECTORS, name, dim)
+        indptr = _load_npy(path / SEEN_INDPTR, name, ndim=1, kind="iu")
+        seen = _load_npy(path / SEEN_ROWS, name, ndim=1, kind="iu")
+        _check_rows(name, **{CONTEXT_IDS: len(ids), CONTEXT_VECTORS: len(vectors)})
+        _check_rows(name, **{SEEN_INDPTR: len(indptr), "contexts + 1": len(ids) + 1})
+        ends = (indptr[0], indptr[-1]) if len(indptr) else (0, 0)
+        if ends != (0, len(seen)) or (np.diff(indptr) < 0).any():
+            raise _folder_error(name, f"{SEEN_INDPTR} does not index {SEEN_ROWS}")
+        if len(seen) and (seen.min() < -1 or seen.max() >= items):
+            raise _folder_error(name, f"{SEEN_ROWS} holds rows outside the index")
+        indptr, seen = indptr.astype(np.int64), seen.astype(np.int64)
+        return cls(ids, vectors, (indptr, seen), name)
 
     def rows(self, contexts: list) -> np.ndarray:
         """Row of each context id; `UnknownIdError` names the first unknown one."""
-        return _rows(self._row, contexts, "context", self._path)
+        return _rows(self._row, contexts, "context", self._name)
 
 
 class Index:
@@ -100,40 +243,52 @@ class Index:
         ids: np.ndarray,
         vectors: np.ndarray,
         manifest: dict,
+        *,
+        contexts: Contexts | None = None,
+        name: str | None = None,
     ) -> None:
         self.path = Path(path)
+        self.name = str(path) if name is None else name
         self.index = index
         self.ids = ids
         self.vectors = vectors
         self.manifest = manifest
-        self.contexts = Contexts(self.path) if manifest.get("contexts") else None
+        self.contexts = contexts
         self._row = _row_lookup(ids)
 
     @classmethod
-    def load(cls, path: Path) -> Index:
-        """Open the index folder ``path`` (written by `build_index`)."""
+    def load(cls, path: Path, *, name: str | None = None) -> Index:
+        """Open the index folder ``path`` (written by `build_index`), checked whole.
+
+        The FAISS index, ids and vectors (and context files) must agree in rows and
+        dimension, vectors must be finite and ids unique. ``name`` stands for the
+        folder in messages (default: ``path``; the service passes one relative to its
+        root, so that no answer shows a filesystem path).
+        """
         path = Path(path)
-        manifest = read_manifest(path)
-        if manifest is None:
-            raise DataError(
-                f"{path} is not a complete index folder (no _SUCCESS or manifest); "
-                "build it with `pinsage index build`."
-            )
-        index = faiss.read_index(str(path / INDEX_FILE))
-        if manifest.get("search_params"):
-            space = faiss.ParameterSpace()
-            for name, value in manifest["search_params"].items():
-                space.set_index_parameter(index, name, value)
-        ids = pq.read_table(path / IDS_FILE)["item"].to_numpy(zero_copy_only=False)
-        vectors = np.load(path / VECTORS_FILE, mmap_mode="r")
-        return cls(path, index, ids, vectors, manifest)
+        name = str(path) if name is None else name
+        manifest = _load_manifest(path, name)
+        ids = _load_ids(path / IDS_FILE, "item", name)
+        index = _load_faiss(path, name, manifest)
+        vectors = _load_vectors(path / VECTORS_FILE, name, index.d)
+        rows = {INDEX_FILE: index.ntotal, VECTORS_FILE: len(vectors)}
+        _check_rows(name, **rows, **{IDS_FILE: len(ids)})
+        if not len(ids):
+            raise _folder_error(name, "the index holds no items")
+        contexts = None
+        if manifest.get("contexts"):
+            contexts = Contexts.load(path, name, dim=index.d, items=len(ids))
+        loaded = cls(path, index, ids, vectors, manifest, contexts=contexts, name=name)
+        if len(loaded._row) != len(ids):
+            raise _folder_error(name, f"{IDS_FILE} repeats some item ids")
+        return loaded
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def rows(self, items: list) -> np.ndarray:
         """Row of each item id; `UnknownIdError` names the first unknown one."""
-        return _rows(self._row, items, "item", self.path)
+        return _rows(self._row, items, "item", self.name)
 
     def search(
         self,
@@ -191,7 +346,7 @@ class Index:
 
     def _contexts(self) -> Contexts:
         if self.contexts is None:
-            raise NoContextsError(self.path)
+            raise NoContextsError(self.name)
         return self.contexts
 
     def _similar_rows(self, own: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -37,8 +37,8 @@ from pinsage.infer.ray_engine import RayOptions, check_supported, embed_ray, ray
 from pinsage.nn.features import FeatureStore
 from pinsage.nn.model import PinSageModel
 from pinsage.sampler.table import neighborhood_table
-from pinsage.train.checkpoint import check_graph, latest_checkpoint, load_checkpoint
-from pinsage.train.model import build_model
+from pinsage.train.checkpoint import latest_checkpoint, load_checkpoint
+from pinsage.train.model import model_from_checkpoint
 
 __all__ = ["ENGINES", "embed"]
 
@@ -74,22 +74,6 @@ def _checkpoint_path(run_dir: Path) -> Path:
             "a folder written by `pinsage train --out RUN` once it has checkpointed."
         )
     return path
-
-
-def _load_model(
-    checkpoint: dict, cfg: PipelineConfig, graph: Graph, path: Path
-) -> tuple[PinSageModel, FeatureStore]:
-    check_graph(checkpoint, graph, path)
-    store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
-    model = build_model(cfg, graph, store)
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as exc:  # weight shapes differ: another graph's features
-        raise CheckpointError(
-            f"{path} does not fit the graph {graph.path} ({exc}); pass the graph the "
-            "run was trained on."
-        ) from exc
-    return model.eval(), store
 
 
 def _write(
@@ -242,7 +226,7 @@ def embed(
     cfg = load_section(
         PipelineConfig, checkpoint["config"], f"{checkpoint_path} config"
     )
-    model, store = _load_model(checkpoint, cfg, graph, checkpoint_path)
+    model, store = model_from_checkpoint(checkpoint, cfg, graph, checkpoint_path)
     if engine == "ray":
         check_supported(model)  # before starting Ray
     phases.done("load")

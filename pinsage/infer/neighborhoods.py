@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +25,7 @@ import ray
 import torch
 from tqdm.auto import tqdm
 
+from pinsage.atomic import temp_sibling
 from pinsage.config import SamplerConfig
 from pinsage.graph.store import load_graph
 from pinsage.sampler.table import CHUNK, neighborhood_table
@@ -96,7 +96,7 @@ def write_range(
     )
     rows = table_rows(table, start)
     path = _part_path(Path(folder), start)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temp_sibling(path)
     pq.write_table(rows, tmp)
     os.replace(tmp, path)
     return rows.num_rows

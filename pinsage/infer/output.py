@@ -62,6 +62,15 @@ def matrix_batches(
         yield np.arange(lo, hi, dtype=np.int64), matrix[lo:hi]
 
 
+def _nonfinite_rows(vectors: np.ndarray) -> np.ndarray:
+    """Indices of the rows holding NaN or +-inf.
+
+    A float64 row sum is non-finite exactly then (float32 values cannot overflow it),
+    and needs one float64 per row instead of a boolean matrix the size of ``vectors``.
+    """
+    return np.flatnonzero(~np.isfinite(vectors.sum(axis=1, dtype=np.float64)))
+
+
 def write_parts(
     folder: Path,
     key: str,
@@ -72,12 +81,22 @@ def write_parts(
 
     ``ids`` maps a node index to its external id (the graph's ``item_ids`` or
     ``context_ids``); ``key`` names the id column. Shapes: each batch (B,) int64 and
-    (B, D) float32.
+    (B, D) float32. Raises `DataError` on a NaN or infinite vector: a model with
+    non-finite weights or features would otherwise hand NaN to the index.
     """
     folder.mkdir(parents=True, exist_ok=True)
     count, dim = 0, 0
     for i, (nodes, vectors) in enumerate(batches):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(bad := _nonfinite_rows(vectors)):
+            raise DataError(
+                f"embeddings part-{i:05d}: the model gave {len(bad)} {key}s NaN or "
+                f"infinite vectors (e.g. {key} {ids[int(nodes[bad[0]])].as_py()!r}); "
+                "its checkpoint's weights or the graph's features are not finite. "
+                "Nothing was written: rebuild the graph (`pinsage graph build` refuses "
+                "such features) or embed with a checkpoint from before training "
+                "diverged."
+            )
         dim = vectors.shape[1]
         embedding = pa.ListArray.from_arrays(
             pa.array(np.arange(0, vectors.size + 1, dim, dtype=np.int32)),
@@ -109,7 +128,8 @@ def read_embeddings(
     """Ids and vectors of a complete embeddings folder (the context ones if asked).
 
     Returns (ids (N,) int64, or object array of str, matrix (N, D) float32), in part
-    order. Raises `DataError` when the folder is incomplete or holds no contexts.
+    order. Raises `DataError` when the folder is incomplete, holds no contexts, or
+    holds a NaN or infinite vector (the index and lookups must never see one).
     """
     out = Path(out)
     if read_manifest(out) is None:
@@ -124,8 +144,19 @@ def read_embeddings(
             f"{out} holds no context vectors; re-run `pinsage embed --contexts "
             "--overwrite`."
         )
-    table = pa.concat_tables(pq.read_table(p) for p in parts)
+    tables = [pq.read_table(p) for p in parts]
+    table = pa.concat_tables(tables)
     key = "context" if contexts else "item"
     ids = table[key].to_numpy()
     flat = table["embedding"].combine_chunks().flatten().to_numpy()
-    return ids, flat.reshape(table.num_rows, -1).astype(np.float32, copy=False)
+    matrix = flat.reshape(table.num_rows, -1).astype(np.float32, copy=False)
+    if len(bad := _nonfinite_rows(matrix)):
+        ends = np.cumsum([t.num_rows for t in tables])
+        part = parts[int(np.searchsorted(ends, bad[0], side="right"))]
+        example = table[key][int(bad[0])].as_py()
+        raise DataError(
+            f"{part}: {len(bad)} {key} vectors hold NaN or inf (e.g. {key} "
+            f"{example!r}); no index or lookup can use them. Re-run `pinsage embed "
+            "--overwrite` with a checkpoint trained to finite weights."
+        )
+    return ids, matrix

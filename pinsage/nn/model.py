@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -30,6 +31,12 @@ class PinSageModel(nn.Module):
     only, the margin and the softmax temperature act on a fixed scale, and popular
     items cannot win by norm alone.
 
+    ``cold_dropout`` (training only) treats a random share of the items of each item
+    computation graph as cold, as an item with features but no interactions is at
+    inference: its neighbourhood (in every layer) and its ID vector are dropped, so
+    the feature path alone must place it among the others (the ID dropout of
+    two-tower systems, carried over to the graph).
+
     Args:
         projector: the item input projector (output width ``dim``).
         num_layers: K, convolution layers (the sampler's ``num_layers``).
@@ -44,6 +51,7 @@ class PinSageModel(nn.Module):
             destination input; else that input is zeros (the context is purely the
             aggregate of its items).
         normalize_output: L2-normalise z (default True).
+        cold_dropout: share of items seen as cold in training (default 0.0).
 
     Shapes:
         - input: a `ComputationGraph` with K blocks whose seeds are B items (or B
@@ -65,6 +73,7 @@ class PinSageModel(nn.Module):
         num_contexts: int = 0,
         context_id_embedding: bool = False,
         normalize_output: bool = True,
+        cold_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         heads = heads if aggregator == "attention" else 1
@@ -73,6 +82,7 @@ class PinSageModel(nn.Module):
         self.out_dim = out_dim
         self.aggregator = aggregator
         self.normalize_output = normalize_output
+        self.cold_dropout = cold_dropout
         self.projector = projector
 
         def conv() -> PinSageConv:
@@ -103,8 +113,15 @@ class PinSageModel(nn.Module):
             return self.context_embedding(contexts)
         return self.lin_head1.weight.new_zeros(contexts.numel(), self.dim)
 
-    def convolve(self, cg: ComputationGraph, h: Tensor) -> Tensor:
-        """Run the K layers on input vectors. Shapes: h (N_in, dim) -> (B, dim)."""
+    def convolve(
+        self, cg: ComputationGraph, h: Tensor, *, cold: Tensor | None = None
+    ) -> Tensor:
+        """Run the K layers on input vectors.
+
+        ``cold`` marks input items whose own neighbourhood is dropped in every item
+        layer (an item destination's local id is its position among the inputs).
+        Shapes: h (N_in, dim), cold (N_in,) bool -> (B, dim).
+        """
         if len(cg.blocks) != self.num_layers:
             raise ValueError(
                 f"PinSageModel has {self.num_layers} layers but the computation "
@@ -113,8 +130,23 @@ class PinSageModel(nn.Module):
             )
         for conv, block in zip(self.convs, cg.blocks, strict=True):
             conv = self.context_conv if block.dst_is_context else conv
-            h = conv(h, self._dst_input(block, h), block.edge_index, block.edge_weight)
+            edge_index, edge_weight = block.edge_index, block.edge_weight
+            if cold is not None and not block.dst_is_context:
+                kept = ~cold[edge_index[1]]  # (E,)
+                edge_index, edge_weight = edge_index[:, kept], edge_weight[kept]
+            h = conv(h, self._dst_input(block, h), edge_index, edge_weight)
         return h
+
+    def _drawn_cold(self, cg: ComputationGraph) -> Tensor | None:
+        """Input items seen as cold this step (`cold_dropout`), or None.
+
+        Only in training and in item graphs: a context graph's items are engaged
+        ones, never cold. Shapes: -> (N_in,) bool.
+        """
+        if not self.training or self.cold_dropout == 0 or cg.blocks[-1].dst_is_context:
+            return None
+        nodes = cg.input_nodes
+        return torch.rand(nodes.shape, device=nodes.device) < self.cold_dropout
 
     def _dst_input(self, block: Block, h: Tensor) -> Tensor:
         if block.dst_is_context:
@@ -131,4 +163,6 @@ class PinSageModel(nn.Module):
 
     def forward(self, cg: ComputationGraph, features: FeatureBatch) -> Tensor:
         """Embed the seeds of ``cg``: items, or contexts if its top block says so."""
-        return self.head(self.convolve(cg, self.projector(features)))
+        cold = self._drawn_cold(cg)
+        h = self.projector(features, without_id=cold)  # (N_in, dim)
+        return self.head(self.convolve(cg, h, cold=cold))

@@ -6,7 +6,9 @@ runs of characters that are neither letters nor digits (Unicode classes, pyarrow
 FNV-1a (vectorised over tokens with numpy) and reduced modulo ``text_buckets``. A
 token's bucket depends on the token alone, never on the corpus, so a rebuilt graph or
 a new item maps the same word to the same embedding row; collisions are the price
-(the hashing trick), and ``text_buckets`` sets it.
+(the hashing trick), and ``text_buckets`` sets it. A run sizes it to its graph's
+vocabulary (`count_distinct_tokens`, `pinsage.nn.features.text_buckets_for`) and
+records it in its config, so inference hashes with the count training used.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["TOKEN_SPLIT_PATTERN", "fnv1a_64", "tokenize"]
+__all__ = ["TOKEN_SPLIT_PATTERN", "count_distinct_tokens", "fnv1a_64", "tokenize"]
 
 # Split text on runs of anything that is not a letter or a digit (any script).
 TOKEN_SPLIT_PATTERN = r"[^\p{L}\p{N}]+"
@@ -57,13 +59,12 @@ def fnv1a_64(strings: pa.Array) -> np.ndarray:
     return out
 
 
-def tokenize(
-    text: pa.Array | pa.ChunkedArray, num_buckets: int, max_tokens: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Hashed token ids of each row's first ``max_tokens`` tokens (module docstring).
+def _row_tokens(
+    text: pa.Array | pa.ChunkedArray, max_tokens: int
+) -> tuple[pa.Array, np.ndarray]:
+    """Each row's first ``max_tokens`` tokens, flattened, and the row of each.
 
-    Shapes: text (N,) strings -> (ids (M,) int64 in [0, num_buckets), offsets (N+1,)
-    int64 CSR: row i's tokens are ``ids[offsets[i]:offsets[i+1]]``).
+    Shapes: text (N,) strings -> (tokens (M,) strings, row (M,) int64, non-decreasing).
     """
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
@@ -79,7 +80,25 @@ def tokenize(
     count = np.bincount(row, minlength=num_rows)  # rows are grouped, in order
     rank = np.arange(len(row)) - (np.cumsum(count) - count)[row]  # position in row
     keep = rank < max_tokens
-    tokens, row = tokens.filter(pa.array(keep)), row[keep]
+    return tokens.filter(pa.array(keep)), row[keep]
+
+
+def count_distinct_tokens(text: pa.Array | pa.ChunkedArray, max_tokens: int) -> int:
+    """How many distinct tokens `tokenize` would hash (before any collision)."""
+    tokens, _ = _row_tokens(text, max_tokens)
+    return len(pc.unique(tokens))
+
+
+def tokenize(
+    text: pa.Array | pa.ChunkedArray, num_buckets: int, max_tokens: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hashed token ids of each row's first ``max_tokens`` tokens (module docstring).
+
+    Shapes: text (N,) strings -> (ids (M,) int64 in [0, num_buckets), offsets (N+1,)
+    int64 CSR: row i's tokens are ``ids[offsets[i]:offsets[i+1]]``).
+    """
+    num_rows = len(text)
+    tokens, row = _row_tokens(text, max_tokens)
     encoded = pc.dictionary_encode(tokens)  # hash each distinct token once
     bucket = (fnv1a_64(encoded.dictionary) % np.uint64(num_buckets)).astype(np.int64)
     ids = bucket[encoded.indices.to_numpy(zero_copy_only=False)]

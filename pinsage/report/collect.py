@@ -66,6 +66,8 @@ class RunData:
     train_rows: list[dict] = field(default_factory=list)  # one per step, in order
     final_metrics: dict = field(default_factory=dict)
     final_source: str | None = None  # where final_metrics came from
+    # Training-free baselines ranked on the same graph and test file (eval.json).
+    baselines: dict = field(default_factory=dict)
     graph: dict | None = None  # graph/manifest.json
     embeddings: dict | None = None  # embeddings/manifest.json
     index: dict | None = None  # index/manifest.json
@@ -174,6 +176,7 @@ def _read_training(data: RunData) -> None:
         data.missing.append("run/metrics.jsonl: absent, so no training curves")
     final = _read_json(data, "run/eval.json")
     if final is not None:
+        data.baselines = final.pop("baselines", {})
         data.final_metrics, data.final_source = final, "run/eval.json"
         return
     evals = [r for r in data.train_rows if any(EVAL_KEY.match(k) for k in r)]

@@ -197,6 +197,28 @@ def _published(table: PublishedTable, final: dict) -> str:
     )
 
 
+def _baselines(data: RunData) -> str:
+    """The run beside the training-free baselines of the same evaluation."""
+    metrics = [k for k in data.final_metrics if k.startswith(("recall@", "ndcg@"))]
+    if not data.baselines or not metrics:
+        return ""
+    first = metrics[0]
+    rows: list[list[object]] = [
+        ["this run", *(data.final_metrics[m] for m in metrics), ""]
+    ]
+    for name, scores in data.baselines.items():
+        base = scores.get(first)
+        ratio = f"×{data.final_metrics[first] / base:.2f}" if base else "–"
+        rows.append([name, *(scores.get(m) for m in metrics), ratio])
+    head = ["model", *metrics, f"this run's {first} relative to it"]
+    note = _note(
+        "Training-free baselines ranked on the same graph and test file "
+        "(pinsage.eval.baselines): popularity, cosine item-kNN, GF-CF."
+    )
+    classes = ["ours"] + [""] * len(data.baselines)
+    return f"<div><h3>Baselines</h3>{_table(head, rows, classes)}{note}</div>"
+
+
 def _final(data: RunData) -> str:
     if not data.final_metrics:
         return _section("Final metrics", _note("No evaluation recorded."), "final")
@@ -207,8 +229,11 @@ def _final(data: RunData) -> str:
     )
     table = published_for(data.dataset)
     published = _published(table, data.final_metrics) if table else ""
+    baselines = _baselines(data)
     return _section(
-        "Final metrics", f'<div class="side">{metrics}{published}</div>', "final"
+        "Final metrics",
+        f'<div class="side">{metrics}{baselines}{published}</div>',
+        "final",
     )
 
 

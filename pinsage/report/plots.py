@@ -93,7 +93,7 @@ def eval_plot(rows: list[dict]) -> Plot | None:
     ax.legend(frameon=False, fontsize="small")
     _style(ax, "metric")
     caption = (
-        "Evaluation during training on the held-out interactions: user-to-item "
+        "Evaluation during training on the validation split: user-to-item "
         "recall / NDCG@K (full ranking), item-to-item hit rate@K and scaled MRR."
     )
     return Plot("Evaluation", caption, _png(fig))

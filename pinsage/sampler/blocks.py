@@ -181,15 +181,25 @@ def item_blocks(
 
 
 def context_blocks(
-    graph: CSRGraph, contexts: Tensor, cfg: SamplerConfig, *, generator: torch.Generator
+    graph: CSRGraph,
+    contexts: Tensor,
+    cfg: SamplerConfig,
+    *,
+    generator: torch.Generator,
+    hide: Callable[[Tensor, Neighbors], Neighbors] | None = None,
 ) -> ComputationGraph:
-    """Blocks whose seeds are contexts (users): top layer context <- items."""
+    """Blocks whose seeds are contexts (users): top layer context <- items.
+
+    ``hide(dst, nbrs)`` edits the contexts' neighbourhoods (training hides each
+    context's positive items, `drop_pairs`).
+    """
 
     def sample_items(dst: Tensor) -> Neighbors:
         return item_neighbors(graph, dst, cfg, generator=generator)
 
     def sample_contexts(dst: Tensor) -> Neighbors:
-        return context_neighbors(graph, dst, cfg, generator=generator)
+        nbrs = context_neighbors(graph, dst, cfg, generator=generator)
+        return nbrs if hide is None else hide(dst, nbrs)
 
     return build_blocks(
         contexts.to(graph.device),

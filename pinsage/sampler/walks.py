@@ -26,6 +26,8 @@ from pinsage.graph.store import CSRGraph
 __all__ = [
     "Neighbors",
     "context_neighbors",
+    "debiased",
+    "drop_pairs",
     "item_neighbors",
     "top_visited",
     "walk_visits",
@@ -256,6 +258,26 @@ def top_visited(
     return Neighbors(ids, visits, weights)
 
 
+def debiased(nbrs: Neighbors, item_degree: Tensor, power: float) -> Neighbors:
+    r"""Importance weights divided by the neighbour's degree to ``power``, renormalised.
+
+    Visit counts of item -> context -> item walks approximate
+    :math:`(D_I^{-1} R^\top D_U^{-1} R)_{ij} = \sqrt{d_j / d_i}\,(\tilde R^\top
+    \tilde R)_{ij}`: they favour popular neighbours by :math:`\sqrt{d_j}`. With
+    ``power`` 0.5 the weights become the symmetric-normalised filter LightGCN and
+    GF-CF smooth with; 0 keeps the paper's visit shares. Which neighbours are kept
+    (the top T by visits) does not change.
+    Shapes: nbrs (B, T), item_degree (I,) -> Neighbors (B, T).
+    """
+    if power == 0.0:
+        return nbrs
+    degree = item_degree.index_select(0, nbrs.ids.clamp_min(0).flatten())
+    scale = degree.view_as(nbrs.ids).double().clamp_min(1.0) ** -power  # (B, T)
+    score = nbrs.visits * scale  # empty slots have 0 visits
+    weights = score / score.sum(dim=1, keepdim=True).clamp_min(1e-30)
+    return Neighbors(nbrs.ids, nbrs.visits, weights.float())
+
+
 def item_neighbors(
     graph: CSRGraph, seeds: Tensor, cfg: SamplerConfig, *, generator: torch.Generator
 ) -> Neighbors:
@@ -272,7 +294,8 @@ def item_neighbors(
             graph, seeds.index_select(0, walkers), cfg, generator=generator
         )
         rows = walkers.index_select(0, rows)
-    return top_visited(rows, items, seeds.numel(), cfg.top_k, exclude=seeds)
+    nbrs = top_visited(rows, items, seeds.numel(), cfg.top_k, exclude=seeds)
+    return debiased(nbrs, graph.item_degree, cfg.degree_power)
 
 
 def context_neighbors(
@@ -286,4 +309,32 @@ def context_neighbors(
     rows, items = walk_visits(
         graph, contexts, cfg, generator=generator, from_context=True
     )
-    return top_visited(rows, items, contexts.numel(), cfg.top_k)
+    nbrs = top_visited(rows, items, contexts.numel(), cfg.top_k)
+    return debiased(nbrs, graph.item_degree, cfg.degree_power)
+
+
+def drop_pairs(
+    nbrs: Neighbors, dst: Tensor, pair_rows: Tensor, pair_items: Tensor
+) -> Neighbors:
+    """``nbrs`` without the items that pairs (row, item) name; weights renormalised.
+
+    Training hides a context's positive item from the context's own neighbourhood:
+    its walks start at the engagement being predicted, so the item would otherwise
+    be pooled into the query that must find it, and the model would learn to spot
+    items already in the pool, which test items never are (SimpleX removes the
+    target from the history the same way).
+    Shapes: nbrs (B, T) rows for nodes ``dst`` (B,); pair_rows, pair_items (P,) ->
+    Neighbors (B, T), dropped slots PAD with 0 visits, rows otherwise in order.
+    """
+    span = max(int(nbrs.ids.max()) + 1, int(pair_items.max()) + 1, 1)
+    keys = torch.unique(pair_rows.long() * span + pair_items.long())  # sorted
+    slot_keys = dst.long().unsqueeze(1) * span + nbrs.ids  # (B, T)
+    found = torch.searchsorted(keys, slot_keys).clamp(max=keys.numel() - 1)
+    hidden = (keys[found] == slot_keys) & (nbrs.ids >= 0)  # (B, T)
+    visits = nbrs.visits.masked_fill(hidden, 0)
+    # Stable: filled slots keep their visit order, the emptied ones move last.
+    order = torch.sort(visits, dim=1, descending=True, stable=True).indices
+    visits = visits.gather(1, order)
+    ids = nbrs.ids.masked_fill(hidden, PAD).gather(1, order)
+    total = visits.sum(dim=1, keepdim=True)
+    return Neighbors(ids, visits, (visits / total.clamp_min(1)).float())

@@ -9,6 +9,7 @@ is the batch's index in the run's stream of batches: ``step`` in a single proces
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -24,7 +25,7 @@ from pinsage.sampler.blocks import (
     item_blocks,
     table_lookup,
 )
-from pinsage.sampler.walks import PAD, Neighbors
+from pinsage.sampler.walks import PAD, Neighbors, drop_pairs
 from pinsage.seeding import generator_for
 from pinsage.train.examples import sample_positive_pairs
 from pinsage.train.negatives import (
@@ -123,6 +124,18 @@ def _hard(
     return torch.where(hard == positives.unsqueeze(1), PAD, hard)
 
 
+def _positive_hider(
+    contexts: Tensor, positives: Tensor, active: bool
+) -> Callable[[Tensor, Neighbors], Neighbors] | None:
+    """What hides each context's positive items from its neighbourhood (`drop_pairs`).
+
+    Shapes: contexts, positives (B,) of the batch's (context, item) pairs.
+    """
+    if not active:
+        return None
+    return lambda dst, nbrs: drop_pairs(nbrs, dst, contexts, positives)
+
+
 def make_batch(
     graph: CSRGraph,
     store: FeatureStore,
@@ -179,16 +192,24 @@ def make_batch(
     item_seeds = item_seeds[item_seeds >= 0]
     contexts = context_features = None
     context_seeds = torch.unique(pairs.contexts)
+    hide = _positive_hider(pairs.contexts, pairs.queries, cfg.hide_positives)
     if tables is None:
         items = item_blocks(graph, item_seeds, sampler, generator=gen)
         if use_contexts:
-            contexts = context_blocks(graph, context_seeds, sampler, generator=gen)
+            contexts = context_blocks(
+                graph, context_seeds, sampler, generator=gen, hide=hide
+            )
     else:
-        item_fn, context_fn = table_lookup(tables[0]), table_lookup(tables[1])
+        item_fn, lookup = table_lookup(tables[0]), table_lookup(tables[1])
         items = build_blocks(item_seeds, sampler.num_layers, item_fn)
         if use_contexts:
             contexts = build_blocks(
-                context_seeds, sampler.num_layers, item_fn, context_fn=context_fn
+                context_seeds,
+                sampler.num_layers,
+                item_fn,
+                context_fn=lambda dst: (
+                    lookup(dst) if hide is None else hide(dst, lookup(dst))
+                ),
             )
     if contexts is not None:
         context_features = store.gather(contexts.input_nodes)

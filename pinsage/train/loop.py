@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -23,14 +23,16 @@ import yaml
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from pinsage.atomic import remove_dead_leftovers_in, write_text
 from pinsage.config import PipelineConfig, TrainConfig, load_section
-from pinsage.errors import ConfigError
+from pinsage.errors import ConfigError, DataError, TrainingError
 from pinsage.graph.store import Graph, load_graph
-from pinsage.nn.features import FeatureStore
+from pinsage.nn.features import FeatureStore, text_buckets_for
 from pinsage.train.batch import TrainBatch
 from pinsage.train.checkpoint import (
     check_graph,
     graph_key,
+    latest_checkpoint,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -38,7 +40,7 @@ from pinsage.train.checkpoint import (
 )
 from pinsage.train.ddp import Replica
 from pinsage.train.loader import BatchLoader, BatchMaker
-from pinsage.train.model import build_model, make_optimizers
+from pinsage.train.model import build_model, make_optimizers, spectral_id_init
 from pinsage.train.objective import BatchLoss
 
 __all__ = ["fit", "lr_at", "resolve_device", "resume_checkpoint", "train"]
@@ -76,9 +78,82 @@ def _check_graph_matches(
         )
 
 
+def _plain(cfg: PipelineConfig) -> dict:
+    """``cfg`` as config.yaml holds it."""
+    return json.loads(json.dumps(asdict(cfg)))  # tuples -> lists for YAML
+
+
+def _check_trainable(graph: Graph, cfg: TrainConfig) -> None:
+    """`DataError` when ``graph`` gives the objective nothing to learn from.
+
+    Without it such a run trains for hours at loss 0 (one item: no negative differs
+    from the positive) or fails deep in the batch code (no item pairs).
+    """
+    if graph.num_items < 2:
+        raise DataError(
+            f"{graph.path}: the graph holds {graph.num_items} item; training needs at "
+            "least two (each positive is ranked against other items): build it from "
+            "interactions with more items."
+        )
+    if cfg.objective != "context" and not bool((graph.csr.context_degree > 1).any()):
+        if cfg.objective == "item":
+            raise DataError(
+                f"{graph.path}: no context engaged two different items, so "
+                "train.objective 'item' has no (query, positive) item pairs; set it "
+                "to 'context' or 'both', or add interactions."
+            )
+        log.warning(
+            "%s: no context engaged two different items; only the context objective "
+            "trains",
+            graph.path,
+        )
+
+
 def _write_config(out: Path, cfg: PipelineConfig) -> None:
-    raw = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists for YAML
-    (out / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    write_text(out / "config.yaml", yaml.safe_dump(_plain(cfg), sort_keys=False))
+
+
+def _run_config(out: Path) -> dict | None:
+    """The config.yaml a run in ``out`` started with, as plain data; None if none."""
+    path = out / "config.yaml"
+    if not path.exists():
+        return None
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"{path} is not valid YAML ({exc}); restore it, or train into a new --out."
+        ) from exc
+    return raw if isinstance(raw, dict) else None
+
+
+def _sized_text(cfg: PipelineConfig, graph_dir: Path, out: Path) -> PipelineConfig:
+    """``cfg`` with ``model.text_buckets`` sized to the graph (`text_buckets_for`).
+
+    The configured count is the most a run may use. A run keeps the count it started
+    with (its config.yaml), so resuming it never resizes its text table.
+    """
+    most = cfg.model.text_buckets
+    started = (_run_config(out) or {}).get("model", {}).get("text_buckets")
+    if isinstance(started, int) and started <= most:
+        buckets = started
+    else:
+        buckets = text_buckets_for(load_graph(graph_dir), most)
+    return replace(cfg, model=replace(cfg.model, text_buckets=buckets))
+
+
+def _fresh_start(out: Path, cfg: PipelineConfig) -> None:
+    """Check that ``out``, holding no checkpoint, may start afresh with ``cfg``.
+
+    A run killed before its first checkpoint learned nothing, so it starts again;
+    but only with the config it started with: another config is another run.
+    """
+    started = _run_config(out)
+    if started is not None and started != _plain(cfg):
+        raise ConfigError(
+            f"{out} holds an unfinished run of another config (no checkpoint yet); "
+            f"train it with its own {out / 'config.yaml'}, or choose another --out."
+        )
 
 
 def resume_checkpoint(
@@ -86,17 +161,21 @@ def resume_checkpoint(
 ) -> dict | None:
     """The checkpoint a run continues from (``resume``), or None for a new run.
 
-    `ConfigError` when ``out`` already holds a run and ``resume`` is off, or when the
-    checkpoint's model differs from ``cfg``'s, or it was trained by another number of
-    workers (``world_size``); `CheckpointError` when there is no readable checkpoint
-    or it was trained on another graph.
+    A run without a checkpoint yet (new, or killed before its first one) starts
+    afresh, with or without ``resume``, if its config is ``cfg`` (`_fresh_start`).
+    `ConfigError` when ``out`` already holds a checkpoint and ``resume`` is off, or
+    when the checkpoint's model differs from ``cfg``'s, or it was trained by another
+    number of workers (``world_size``); `CheckpointError` when ``resume`` finds no
+    run at all, an unreadable checkpoint, or one trained on another graph.
     """
-    if not resume:
-        if (out / "checkpoints").exists():
-            raise ConfigError(
-                f"{out} already holds a run; pass --resume to continue it."
-            )
+    out = Path(out)
+    if latest_checkpoint(out) is None and (
+        not resume or (out / "config.yaml").exists()
+    ):
+        _fresh_start(out, cfg)
         return None
+    if not resume:
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it.")
     checkpoint = load_checkpoint(out)
     _check_graph_matches(checkpoint, graph, cfg, out)
     trained = checkpoint.get("world_size", 1)
@@ -125,12 +204,41 @@ def _start(
     """
     checkpoint = resume_checkpoint(out, cfg, graph, resume, world_size)
     if checkpoint is None:
+        if cfg.model.id_init == "spectral":
+            spectral_id_init(model, graph, cfg.sampler.seed)
         return 0, None
     model.load_state_dict(checkpoint["model"])
     for optimizer, state in zip(optimizers, checkpoint["optimizer"], strict=True):
         optimizer.load_state_dict(state)
     set_rng_state(checkpoint["rng"])
     return checkpoint["step"], checkpoint.get("best_metric")
+
+
+def _grads_finite(grad_norm: Tensor, optimizers: list[torch.optim.Optimizer]) -> bool:
+    """Whether the dense gradients' norm and every sparse gradient row are finite.
+
+    One host sync for all of them. After `Replica.after_backward` the gradients are
+    the replicas' averages, so every replica reaches the same answer.
+    """
+    finite = torch.isfinite(grad_norm)
+    for optimizer in optimizers[1:]:
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    # _values(): the stored rows, coalesced or not (SparseAdam's grads)
+                    finite = finite & torch.isfinite(p.grad._values()).all()
+    return bool(finite)
+
+
+def _diverged(step: int, loss: float, cfg: TrainConfig) -> TrainingError:
+    what = f"the loss is {loss}" if not math.isfinite(loss) else "a gradient is NaN/inf"
+    return TrainingError(
+        f"training diverged at step {step + 1}: {what}. The step was not applied and "
+        "nothing was saved after it, so the run's latest checkpoint is the last good "
+        f"one. Lower train.lr (now {cfg.lr}) or train.grad_clip (now {cfg.grad_clip}),"
+        " check the input features and weights for extreme values, then continue "
+        "with --resume or start a new run."
+    )
 
 
 def _train_step(
@@ -140,11 +248,14 @@ def _train_step(
     cfg: TrainConfig,
     lr: float,
     replica: Replica,
-) -> Tensor:
+) -> float:
     """One forward/backward/update on ``batch`` (already on the model's device).
 
     ``loss_of`` is the `BatchLoss` module, DDP-wrapped in a data-parallel run; the
-    replica averages what DDP does not (the sparse tables' gradients).
+    replica averages what DDP does not (the sparse tables' gradients). Returns the
+    loss averaged over the replicas. A NaN or infinite loss or gradient raises
+    `TrainingError` before any weight moves: one such step would make every weight
+    NaN and the next checkpoint useless.
     """
     for optimizer in optimizers:
         for group in optimizer.param_groups:
@@ -162,10 +273,13 @@ def _train_step(
     # Clipping covers the dense weights (AdamW's, make_optimizers puts it first);
     # sparse rows are bounded by SparseAdam.
     dense_params = optimizers[0].param_groups[0]["params"]
-    torch.nn.utils.clip_grad_norm_(dense_params, cfg.grad_clip)
+    grad_norm = torch.nn.utils.clip_grad_norm_(dense_params, cfg.grad_clip)
+    mean_loss = replica.mean(loss)  # the same on every replica: all stop together
+    if not (math.isfinite(mean_loss) and _grads_finite(grad_norm, optimizers)):
+        raise _diverged(batch.step, mean_loss, cfg)
     for optimizer in optimizers:
         optimizer.step()
-    return loss
+    return mean_loss
 
 
 def _eval_due(step: int, cfg: TrainConfig) -> bool:
@@ -192,7 +306,7 @@ def _save(
             "optimizer": [o.state_dict() for o in optimizers],
             "config": asdict(cfg),
             "step": step,
-            "best_metric": best,
+            "best_metric": None if best is None else float(best),  # weights-only
             "rng": rng_state(),
             "graph": graph_key(graph),
             "world_size": world_size,
@@ -222,10 +336,12 @@ def train(
     batch producers (``thread`` or ``process``, `BatchLoader`). ``workers`` > 1
     trains data-parallel under Ray Train (`pinsage.train.distributed`, on the Ray at
     ``ray_address`` or a local one); 1 trains in this process without Ray. Returns
-    the last metrics record.
+    the last metrics record. ``cfg.model.text_buckets`` is the most the run may use:
+    it uses as many as the graph's text needs (`_sized_text`, in config.yaml).
     """
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
+    cfg = _sized_text(cfg, Path(graph_dir), Path(out))
     if workers > 1:
         from pinsage.train.distributed import train_distributed
 
@@ -274,6 +390,7 @@ def fit(
     replica = replica or Replica()
     out, tc = Path(out), cfg.train
     graph = load_graph(graph_dir)
+    _check_trainable(graph, tc)
     store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
     torch.manual_seed(tc.seed)  # initial weights (and dropout) flow from the seed
     model = build_model(cfg, graph, store).to(device)
@@ -286,6 +403,7 @@ def fit(
     if main:
         log.info("training %s: steps %d-%d of %d", out, start, stop, total_steps)
         out.mkdir(parents=True, exist_ok=True)
+        remove_dead_leftovers_in(out / "checkpoints")  # what a killed save left
         _write_config(out, cfg)
     maker = BatchMaker(
         Path(graph_dir),
@@ -307,7 +425,10 @@ def fit(
     t_start, pairs_seen = time.perf_counter(), 0
     with (
         loader,
-        open(out / "metrics.jsonl", "a") if main else nullcontext() as metrics,
+        # A fresh start drops the records of an attempt killed before a checkpoint.
+        open(out / "metrics.jsonl", "a" if start else "w")
+        if main
+        else nullcontext() as metrics,
         tqdm(
             total=total_steps,
             initial=start,
@@ -328,7 +449,7 @@ def fit(
             record = {
                 "step": step + 1,
                 "epoch": step // tc.steps_per_epoch + 1,
-                "loss": round(replica.mean(loss), 6),
+                "loss": round(loss, 6),
                 "lr": lr,
                 "pairs_per_s": round(pairs_seen / elapsed, 1),
                 "producer_wait": round(loader.wait_seconds / elapsed, 3),

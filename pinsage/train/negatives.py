@@ -27,13 +27,19 @@ __all__ = [
 
 
 def negative_distribution(graph: CSRGraph, power: float) -> Tensor | None:
-    """Item sampling probabilities ~ degree^power; None for uniform (power 0).
+    """Item sampling probabilities ~ degree^power over items with interactions.
 
+    Items without training interactions (catalogue only: cold) are never drawn: they
+    are never positives either, so as negatives they would teach the model that an
+    item without a neighbourhood is one to push away, and it would never recommend
+    a new item. None for uniform over every item (power 0, no such item).
     Shapes: -> (I,) float64 summing to 1.
     """
-    if power == 0:
+    degree = graph.item_degree
+    warm = degree > 0
+    if power == 0 and bool(warm.all()):
         return None
-    weights = graph.item_degree.double() ** power
+    weights = torch.where(warm, degree.double() ** power, 0.0)
     return weights / weights.sum()
 
 

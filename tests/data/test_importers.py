@@ -8,6 +8,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -109,7 +110,7 @@ def test_import_refuses_to_destroy_other_directories(tmp_path):
 
 # ---------------------------------------------------------------- MovieLens
 
-# (user, item, rating, timestamp): user 1 has a timestamp tie (broken by item id),
+# (user, item, rating, timestamp): user 1 has a timestamp tie (broken at random),
 # user 3 a single rating, user 4 ratings out of time order in the file; a half star.
 RATINGS = [
     (1, 10, 4.0, 100), (1, 20, 3.0, 100), (1, 30, 5.0, 90), (1, 40, 2.0, 120),
@@ -181,14 +182,18 @@ def _movielens(tmp_path: Path, layout: str) -> Path:
     return src
 
 
-def _expected_split(fraction: float) -> tuple[list, list]:
-    """Per user, by (timestamp, item): the last floor(n * fraction) rows are test."""
+def _expected_split(
+    fraction: float, ratings: list = RATINGS, seed: int = 0
+) -> tuple[list, list]:
+    """Per user, by (timestamp, a seeded random rank of the row in the file): the
+    last floor(n * fraction) rows are test."""
+    tie = np.random.default_rng(seed).permutation(len(ratings))
     by_user = defaultdict(list)
-    for u, i, r, t in RATINGS:
-        by_user[u].append((u, i, r, t))
+    for row, (u, i, r, t) in enumerate(ratings):
+        by_user[u].append((u, i, r, t, tie[row]))
     train, test = [], []
     for u in sorted(by_user):
-        rows = sorted(by_user[u], key=lambda row: (row[3], row[1]))
+        rows = [row[:4] for row in sorted(by_user[u], key=lambda row: row[3:])]
         num_test = math.floor(len(rows) * fraction)
         train += rows[: len(rows) - num_test]
         test += rows[len(rows) - num_test :]
@@ -237,6 +242,76 @@ def test_movielens_output_builds_a_graph_with_features(tmp_path):
     assert genres["dim"] == 8 and genres["missing"] == 1  # 8 genres; item 40 has none
     assert manifest["num_items"] == len(MOVIES) and manifest["isolated_items"] == 1
     assert manifest["weighted"]
+
+
+def test_movielens_ties_in_time_split_at_random_by_seed(tmp_path):
+    # One user, 20 ratings in the same second: which are held out follows the seed.
+    ratings = [(7, 10 * k, 4.0, 500) for k in range(1, 21)]
+    src = tmp_path / "ml-1m"
+    src.mkdir()
+    (src / "ratings.dat").write_text(
+        "".join(f"{u}::{i}::4::{t}\n" for u, i, _, t in ratings)
+    )
+    (src / "movies.dat").write_text(
+        "".join(f"{i}::M{i}::Drama\n" for _, i, _, _ in ratings)
+    )
+    held_out = []
+    for seed in (0, 1):
+        out = import_movielens(
+            src, tmp_path / f"out{seed}", test_fraction=0.25, seed=seed
+        )
+        train, test = _expected_split(0.25, ratings, seed)
+        assert _pairs(out / "interactions.parquet") == train
+        assert _pairs(out / "test.parquet") == test
+        held_out.append({i for _, i, _, _ in test})
+    assert held_out[0] != held_out[1]
+    assert held_out[0] != {i for _, i, _, _ in ratings[-5:]}  # not the highest ids
+
+
+@pytest.mark.parametrize("layout", sorted(WRITERS))
+def test_movielens_min_rating_keeps_positives(tmp_path, layout):
+    out = import_movielens(
+        _movielens(tmp_path, layout), tmp_path / "out", test_fraction=0.4, min_rating=4
+    )
+    liked = [row for row in RATINGS if row[2] >= 4]
+    train, test = _expected_split(0.4, liked)
+    assert _pairs(out / "interactions.parquet") == train
+    assert _pairs(out / "test.parquet") == test
+    params = json.loads((out / "manifest.json").read_text())["params"]
+    assert params["min_rating"] == 4
+    # Every movie stays in the catalogue, liked or not.
+    assert pq.read_table(out / "items.parquet").num_rows == len(MOVIES)
+
+
+def test_movielens_min_rating_refused(tmp_path):
+    src = _movielens(tmp_path, "ml-1m")
+    with pytest.raises(
+        DataError, match=r"ratings\.dat: no rating is >= --min-rating 6"
+    ):
+        import_movielens(src, tmp_path / "out", min_rating=6)
+    with pytest.raises(ConfigError, match="--min-rating must be a positive"):
+        import_movielens(src, tmp_path / "out", min_rating=0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_min_rating_is_for_movielens_only(tmp_path):
+    from pinsage.data.importers import import_folder
+
+    with pytest.raises(ConfigError, match="MovieLens ratings only"):
+        import_folder("lightgcn", tmp_path, tmp_path / "out", min_rating=4)
+
+
+def test_cli_min_rating(tmp_path, monkeypatch, capsys):
+    from tests.test_cli_errors import run_cli
+
+    src = _movielens(tmp_path, "ml-latest")
+    args = ["data", "import", "--format", "movielens", str(src), "--out"]
+    code, _, err = run_cli(
+        [*args, str(tmp_path / "out"), "--min-rating", "4"], monkeypatch, capsys
+    )
+    assert code == 0, err
+    train, _ = _expected_split(0.2, [row for row in RATINGS if row[2] >= 4])
+    assert _pairs(tmp_path / "out" / "interactions.parquet") == train
 
 
 def test_movielens_skips_complete_import_and_redoes_other_fraction(tmp_path):

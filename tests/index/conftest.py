@@ -20,11 +20,14 @@ from tests.helpers import free_port
 
 
 @contextlib.contextmanager
-def _serving(index_dir: Path) -> Iterator[str]:
-    """Run `create_app(index_dir)` under uvicorn; yield its base URL."""
+def _serving(index_dir: Path, **options) -> Iterator[str]:
+    """Run `create_app(index_dir, **options)` under uvicorn; yield its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(index_dir), host="127.0.0.1", port=port, log_level="warning"
+        create_app(index_dir, **options),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -84,5 +87,5 @@ def write_embeddings_once():
 
 @pytest.fixture(scope="session")
 def serve():
-    """Serve an index folder: ``with serve(folder) as url: ...``."""
+    """Serve an index folder: ``with serve(folder, **create_app options) as url:``."""
     return _serving

@@ -1,6 +1,7 @@
 """Recommendations from context vectors: brute-force numpy, the CLI and the service."""
 
 import json
+import shutil
 
 import httpx
 import numpy as np
@@ -163,3 +164,22 @@ def test_service_recommends(world, serve):
         missing = client.get("/recommend/nobody")
         assert missing.status_code == 404 and "nobody" in missing.json()["detail"]
         assert client.get("/recommend/u0", params={"k": 0}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "refusal"),
+    [
+        ("contexts.npy", lambda a: a[:-1], "row counts differ"),
+        ("contexts.npy", lambda a: a[:, :-1], "7-dim vectors, the index 8"),
+        ("contexts.npy", lambda a: np.where(a > 0.5, np.inf, a), "NaN or inf"),
+        ("seen_indptr.npy", lambda a: a[:-1], "row counts differ"),
+        ("seen_indptr.npy", lambda a: a[::-1].copy(), "does not index"),
+        ("seen_rows.npy", lambda a: a + ITEMS, "rows outside the index"),
+    ],
+)
+def test_context_files_that_disagree_are_refused(world, tmp_path, file, edit, refusal):
+    folder = tmp_path / "index"
+    shutil.copytree(world["index"], folder)
+    np.save(folder / file, edit(np.load(folder / file)))
+    with pytest.raises(DataError, match=refusal):
+        Index.load(folder)

@@ -49,7 +49,7 @@ def test_errors_are_json_with_proper_codes(server):
         too_many = {"items": ["item-1"] * (MAX_BATCH + 1), "k": 2}
         assert client.post("/similar", json=too_many).status_code == 422
         assert client.post("/similar", json={"items": []}).status_code == 422
-        bad = client.post("/reload", json={"path": "/no/such/index"})
+        bad = client.post("/reload", json={"path": "no-such-index"})
         assert bad.status_code == 400 and "not a complete index" in bad.json()["detail"]
 
 

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from pinsage.config import SamplerConfig
 from pinsage.nn import FeatureProjector, FeatureStore, PinSageModel
 from pinsage.sampler import context_blocks, item_blocks
+from pinsage.sampler.blocks import Block, ComputationGraph
 from tests.helpers import assert_shape
 from tests.nn.test_features import COLD, write_tiny_graph
 
@@ -140,3 +141,46 @@ def test_reset_parameters_and_layer_mismatch(graph, store):
     )
     with pytest.raises(ValueError, match="2 layers"):
         model(cg, store.gather(cg.input_nodes))
+
+
+def _without_item_edges(cg):
+    """``cg`` with every item destination's neighbourhood emptied."""
+    return ComputationGraph(
+        [
+            b
+            if b.dst_is_context
+            else Block(b.src_nodes, b.dst_nodes, b.edge_index[:, :0], b.edge_weight[:0])
+            for b in cg.blocks
+        ]
+    )
+
+
+def test_cold_dropout_drops_neighbourhoods_and_ids_in_training_only(graph, store):
+    # Every item seen as cold: as if no item had interactions or an ID vector.
+    model = _model(graph, store, id_embedding=True, cold_dropout=1.0)
+    cg = _items(graph, [0, 3, 6])
+    features = store.gather(cg.input_nodes)
+    dropped = model.train()(cg, features)
+    no_id = torch.ones(cg.input_nodes.numel(), dtype=torch.bool)
+    h = model.projector(features, without_id=no_id)
+    want = model.head(model.convolve(_without_item_edges(cg), h))
+    torch.testing.assert_close(dropped, want)
+    plain = _model(graph, store, id_embedding=True)
+    assert not torch.allclose(dropped, plain(cg, features))
+    torch.testing.assert_close(model.eval()(cg, features), plain.eval()(cg, features))
+
+
+def test_cold_dropout_leaves_context_graphs_alone(graph, store):
+    model = _model(graph, store, id_embedding=True, cold_dropout=1.0).train()
+    plain = _model(graph, store, id_embedding=True).train()
+    cg = _contexts(graph, [4, 1, 2])
+    features = store.gather(cg.input_nodes)
+    torch.testing.assert_close(model(cg, features), plain(cg, features))
+
+
+def test_cold_dropout_share(graph, store):
+    model = _model(graph, store, cold_dropout=0.3).train()
+    cg = _items(graph, list(range(9)))
+    torch.manual_seed(1)
+    drawn = torch.stack([model._drawn_cold(cg) for _ in range(2000)])
+    assert drawn.float().mean().item() == pytest.approx(0.3, abs=0.01)

@@ -190,3 +190,18 @@ def test_features_come_from_the_graph_without_the_data_folder(pipeline_root, tmp
     section = _section(_read(write_report(root)), "neighbours")
     assert "[16 numbers]" in section and "<td>cat" in section  # graph/features
     assert "<th>cluster</th>" not in section  # planted clusters were in data/
+
+
+def test_final_metrics_sit_beside_the_baselines_of_the_same_evaluation(handmade_root):
+    final = json.loads((handmade_root / "run/eval.json").read_text())
+    final["baselines"] = {
+        "popularity": {"users": 9, "recall@20": 0.0416, "ndcg@20": 0.0317},
+        "gfcf": {"users": 9, "recall@20": 0.1849, "ndcg@20": 0.1518},
+    }
+    (handmade_root / "run/eval.json").write_text(json.dumps(final))
+    html = _section(_read(write_report(handmade_root)), "final")
+    assert "<h3>Baselines</h3>" in html and "baselines" not in html.split("<h3>")[1]
+    for value in ("0.0416", "0.0317", "0.1849", "0.1518"):
+        assert value in html
+    assert f"×{final['recall@20'] / 0.1849:.2f}" in html
+    assert f"×{final['recall@20'] / 0.0416:.2f}" in html

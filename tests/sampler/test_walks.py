@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -184,3 +186,55 @@ def test_cuda_matches_distribution_and_is_deterministic():
         generator=torch.Generator(device="cuda").manual_seed(0),
     )
     assert nb.ids.is_cuda and (nb.ids[2] == PAD).all()
+
+
+def test_drop_pairs_hides_exactly_the_named_items_and_renormalises():
+    from pinsage.sampler.walks import PAD, Neighbors, drop_pairs
+
+    ids = torch.tensor([[4, 2, 7, PAD], [2, 4, 9, 1], [3, PAD, PAD, PAD]])
+    visits = torch.tensor([[5, 3, 2, 0], [6, 4, 1, 1], [2, 0, 0, 0]])
+    nbrs = Neighbors(ids, visits, (visits / visits.sum(1, keepdim=True)).float())
+    dst = torch.tensor([10, 11, 12])
+    # Context 10 engaged item 2, context 11 items 4 and 1; context 12 engaged 5
+    # (not in its row); context 13 is not in this batch of rows.
+    got = drop_pairs(
+        nbrs, dst, torch.tensor([10, 11, 11, 12, 13]), torch.tensor([2, 4, 1, 5, 3])
+    )
+    assert got.ids.tolist() == [[4, 7, PAD, PAD], [2, 9, PAD, PAD], [3, PAD, PAD, PAD]]
+    assert got.visits.tolist() == [[5, 2, 0, 0], [6, 1, 0, 0], [2, 0, 0, 0]]
+    want = torch.tensor([[5 / 7, 2 / 7, 0, 0], [6 / 7, 1 / 7, 0, 0], [1.0, 0, 0, 0]])
+    torch.testing.assert_close(got.weights, want)
+
+
+def test_debiased_weights_divide_visits_by_degree_power():
+    from pinsage.sampler.walks import PAD, Neighbors, debiased
+
+    ids = torch.tensor([[0, 1, 2], [3, PAD, PAD]])
+    visits = torch.tensor([[6, 3, 1], [4, 0, 0]])
+    nbrs = Neighbors(ids, visits, (visits / visits.sum(1, keepdim=True)).float())
+    degree = torch.tensor([9, 1, 4, 16])
+    got = debiased(nbrs, degree, 0.5)
+    raw = np.array([6 / 3, 3 / 1, 1 / 2])
+    np.testing.assert_allclose(got.weights[0].numpy(), raw / raw.sum(), rtol=1e-6)
+    assert got.weights[1].tolist() == [1.0, 0.0, 0.0]
+    assert debiased(nbrs, degree, 0.0) is nbrs
+    assert torch.equal(got.ids, ids) and torch.equal(got.visits, visits)
+
+
+def test_debiased_item_neighbours_come_from_the_sampler():
+    graph = csr_from_edges(4, 3, [0, 1, 1, 2, 3, 3, 3], [0, 0, 1, 1, 0, 1, 2])
+    cfg = SamplerConfig(num_walks=400, top_k=3, degree_power=1.0)
+    gen = torch.Generator().manual_seed(0)
+    plain = item_neighbors(
+        graph,
+        torch.tensor([0]),
+        replace(cfg, degree_power=0.0),
+        generator=torch.Generator().manual_seed(0),
+    )
+    got = item_neighbors(graph, torch.tensor([0]), cfg, generator=gen)
+    assert torch.equal(got.ids, plain.ids)
+    degree = graph.item_degree[plain.ids[0].clamp_min(0)].double()
+    want = plain.visits[0] / degree
+    torch.testing.assert_close(
+        got.weights[0].double(), want / want.sum(), rtol=1e-6, atol=1e-7
+    )

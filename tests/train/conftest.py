@@ -15,3 +15,15 @@ def graph_dir(tmp_path_factory):
     )
     build_graph(data / "interactions.parquet", root / "g", items=data / "items.parquet")
     return root / "g"
+
+
+@pytest.fixture(scope="module")
+def id_graph_dir(tmp_path_factory):
+    """A graph without item features: the ID embedding is the only input."""
+    root = tmp_path_factory.mktemp("train-ids")
+    data = synthesize(
+        SynthConfig(num_items=120, num_users=90, num_edges=1500, num_clusters=4),
+        root / "d",
+    )
+    build_graph(data / "interactions.parquet", root / "g")
+    return root / "g"

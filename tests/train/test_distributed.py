@@ -107,7 +107,9 @@ def test_resume_continues_exactly_and_checkpoints_load_anywhere(
     # The single-process code loads it; continuing it needs the same worker count
     # (worker r trains batch s * N + r), so one process is refused.
     graph = load_graph(graph_dir)
-    model = build_model(cfg, graph, FeatureStore.from_graph(graph, text_buckets=512))
+    buckets = done["config"]["model"]["text_buckets"]  # sized to the graph by train
+    store = FeatureStore.from_graph(graph, text_buckets=buckets)
+    model = build_model(cfg, graph, store)
     model.load_state_dict(done["model"])
     for optimizer, state in zip(
         make_optimizers(model, cfg.train), done["optimizer"], strict=True

@@ -178,7 +178,8 @@ def test_resume_on_another_graph_is_refused(graph_dir, tmp_path):
 
 
 def test_epoch_neighbourhoods_are_one_table_per_epoch(graph_dir):
-    cfg = tiny_config(neighborhoods="epoch", objective="context")
+    # Positives hidden per batch would make context rows differ within an epoch.
+    cfg = tiny_config(neighborhoods="epoch", objective="context", hide_positives=False)
     maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
     first, same_epoch, next_epoch = maker(0), maker(3), maker(4)  # 4 steps an epoch
 
@@ -206,3 +207,32 @@ def test_epoch_neighbourhoods_are_one_table_per_epoch(graph_dir):
     assert shared and all(a[k] == b[k] for k in shared)  # one table in an epoch
     redrawn = a.keys() & c.keys()
     assert any(a[k] != c[k] for k in redrawn)  # a fresh table the next epoch
+
+
+@pytest.mark.parametrize("hide", [True, False])
+def test_contexts_never_pool_their_own_positive_item(graph_dir, hide):
+    cfg = tiny_config(objective="context", hide_positives=hide, batch_size=64)
+    sampler = replace(cfg.sampler, num_walks=200, top_k=50, num_layers=1)
+    g = load_graph(graph_dir)
+    store = FeatureStore.from_graph(g, text_buckets=512)
+    b = make_batch(
+        g.csr, store, sampler, cfg.train, step=0, epoch=1, negative_probs=None
+    )
+    block = b.contexts.blocks[-1]
+    pooled = set(
+        zip(
+            block.dst_nodes[block.edge_index[1]].tolist(),
+            block.src_nodes[block.edge_index[0]].tolist(),
+            strict=True,
+        )
+    )
+    engaged = set(
+        zip(
+            b.contexts.seeds[b.context_pos].tolist(),
+            b.items.seeds[b.query_pos].tolist(),
+            strict=True,
+        )
+    )
+    # Wide walks pool a context's whole history: without hiding, positives leak in.
+    assert not (pooled & engaged) if hide else len(pooled & engaged) > 10
+    assert len(pooled) > 5 * len(engaged)  # the rest of the history stays

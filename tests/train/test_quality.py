@@ -8,13 +8,19 @@ popularity 0.205, untrained 0.034. Asserted with margin: >= 1.1x popularity and
 import pytest
 import torch
 
-from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig, TrainConfig
+from pinsage.config import (
+    ModelConfig,
+    PipelineConfig,
+    SamplerConfig,
+    TrainConfig,
+    load_section,
+)
 from pinsage.data.synth import SynthConfig, synthesize
-from pinsage.eval.job import evaluator, popularity_baseline
+from pinsage.eval.job import evaluate_baselines, evaluator
 from pinsage.graph import build_graph, load_graph
 from pinsage.nn.features import FeatureStore
 from pinsage.train import load_checkpoint, train
-from pinsage.train.model import build_model
+from pinsage.train.model import build_model, model_from_checkpoint
 
 
 @pytest.mark.slow
@@ -42,14 +48,16 @@ def test_trained_model_beats_popularity_and_untrained(tmp_path):
             temperature=0.1,
         ),
     )
-    popularity = popularity_baseline(g, data / "test.parquet", (20,))["recall@20"]
+    baselines = evaluate_baselines(g, data / "test.parquet", ["popularity"], (20,))
+    popularity = baselines["popularity"]["recall@20"]
     evaluate = evaluator(g, data / "test.parquet", cfg)
     store = FeatureStore.from_graph(g, text_buckets=4096)
     torch.manual_seed(0)
     untrained = evaluate(build_model(cfg, g, store), store)["recall@20"]
     train(cfg, tmp_path / "g", tmp_path / "run")
-    model = build_model(cfg, g, store)
-    model.load_state_dict(load_checkpoint(tmp_path / "run")["model"])
+    checkpoint = load_checkpoint(tmp_path / "run")  # its text table is sized to g
+    run_cfg = load_section(PipelineConfig, checkpoint["config"], "checkpoint config")
+    model, store = model_from_checkpoint(checkpoint, run_cfg, g, tmp_path / "run")
     trained = evaluate(model, store)["recall@20"]
     assert trained >= 1.1 * popularity, (trained, popularity)
     assert trained >= 3 * untrained, (trained, untrained)
