@@ -14,6 +14,10 @@ index and measures recall@20 of `Index.recommend`, which must match the evaluati
     python benchmarks/quality.py [--dataset gowalla|synthetic] [--data DIR]
         [--config FILE] [--set section.key=value ...] [--epochs N] [--steps N]
         [--seeds N] [--ablation [--only VARIANT ...]] [--served] [--no-baselines]
+        [--selection]
+
+``--selection`` is for choosing a setting: it trains and reports the validation
+curve only, and never reads the test file (nor ranks the baselines on it).
 
 Prints JSON lines: the setting, the baselines, one line per (variant, seed), and a
 summary per variant (mean and half-range over seeds).
@@ -129,22 +133,25 @@ def run_variant(cfg: PipelineConfig, name: str, seed: int, args) -> dict:
         embed=replace(cfg.embed, engine="local"),  # the same vectors as Ray's, tested
     )
     root = CACHE / f"quality-{args.dataset}-{name}-s{seed}-{int(time.time())}"
-    manifest = run_pipeline(cfg, root, stages=("data", "graph", "train", "eval"))
-    result = json.loads((root / "run/eval.json").read_text())
+    stages = ("data", "graph", "train") + (() if args.selection else ("eval",))
+    manifest = run_pipeline(cfg, root, stages=stages)
     curve = _curve(root, cfg.train.batch_size)
     record = {
         "bench": "quality",
         "dataset": args.dataset,
         "variant": name,
         "seed": seed,
-        "recall@20": round(result["recall@20"], 4),
-        "ndcg@20": round(result["ndcg@20"], 4),
+        "validation_recall@20": curve[-1][1] if curve else None,
         "best_validation_recall@20": max((v for _, v in curve), default=None),
         "validation_curve": curve,
         "train_minutes": round(manifest["stages"]["train"]["seconds"] / 60, 1),
         "steps": cfg.train.epochs * cfg.train.steps_per_epoch,
         "root": str(root),
     }
+    if args.selection:  # choosing a setting: the test file stays unread
+        return record
+    result = json.loads((root / "run/eval.json").read_text())
+    record |= {k: round(result[k], 4) for k in ("recall@20", "ndcg@20")}
     if args.served:
         run_pipeline(cfg, root, stages=("embed", "index"))
         record["served_recall@20"] = round(served_recall(root), 4)
@@ -172,6 +179,11 @@ def main() -> None:
         "--served", action="store_true", help="recall through the index"
     )
     parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument(
+        "--selection",
+        action="store_true",
+        help="model selection: validation figures only, the test file is not read",
+    )
     args = parser.parse_args()
     torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
     cfg = _config(args)
@@ -190,7 +202,7 @@ def main() -> None:
     variants = {"pinsage": cfg}
     if args.ablation:
         variants |= {n: override(cfg, [a]) for n, a in ABLATIONS.items()}
-    baselines_done = args.no_baselines
+    baselines_done = args.no_baselines or args.selection
     for name, variant in variants.items():
         if args.only and name not in args.only:
             continue
@@ -218,7 +230,9 @@ def main() -> None:
             "variant": name,
             "seeds": args.seeds,
         }
-        for key in ("recall@20", "ndcg@20", "train_minutes"):
+        keys = ["validation_recall@20", "train_minutes"]
+        keys += [] if args.selection else ["recall@20", "ndcg@20"]
+        for key in keys:
             values = np.array([r[key] for r in records])
             summary[key] = {
                 "mean": round(float(values.mean()), 4),

@@ -100,3 +100,12 @@ def expected_visits(
 
 def assert_shape(t: torch.Tensor, shape: tuple) -> None:
     assert tuple(t.shape) == tuple(shape), f"shape {tuple(t.shape)} != {shape}"
+
+
+def assert_one_error_line(err: str, *fragments: str) -> None:
+    """stderr is one `error: ...` line, no traceback, holding every fragment."""
+    message = err.strip()
+    assert "Traceback" not in err
+    assert message.startswith("error: ") and message.count("\n") == 0, err
+    for fragment in fragments:
+        assert fragment in message, message

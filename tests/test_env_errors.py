@@ -19,7 +19,7 @@ from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.graph import build_graph
 from pinsage.infer.output import finish, matrix_batches, write_parts
 from pinsage.train import train
-from tests.helpers import tiny_config
+from tests.helpers import assert_one_error_line, tiny_config
 from tests.test_cli_errors import run_cli
 
 
@@ -62,14 +62,6 @@ def _command(name, trained, embeddings, out):
     }[name]
 
 
-def _assert_one_error_line(err: str, *fragments: str) -> None:
-    message = err.strip()
-    assert "Traceback" not in err
-    assert message.startswith("error: ") and message.count("\n") == 0, err
-    for fragment in fragments:
-        assert fragment in message, message
-
-
 def _no_leftovers(folder) -> None:
     assert not [p for p in folder.rglob("*") if ".tmp-" in p.name]
 
@@ -88,7 +80,7 @@ def test_output_under_a_file_is_one_error_line(
     args = _command(command, trained, embeddings, out)
     code, stdout, err = run_cli(["-q", *args], monkeypatch, capsys)
     assert code == 2 and not stdout
-    _assert_one_error_line(err, str(blocker))
+    assert_one_error_line(err, str(blocker))
     assert "Not a directory" in err or "File exists" in err
     assert blocker.read_text() == "not a folder\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
@@ -116,7 +108,7 @@ def test_disk_full_is_one_error_line_and_leaves_nothing(
     monkeypatch.setattr(writer, _disk_full)
     code, _, err = run_cli(["-q", *args], monkeypatch, capsys)
     assert code == 2
-    _assert_one_error_line(err, f"{out}: No space left on device", "free space")
+    assert_one_error_line(err, f"{out}: No space left on device", "free space")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -140,7 +132,7 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint(
     args += ["--graph", str(graph), "--out", str(out), "--device", "cpu"]
     code, _, err = run_cli(args, monkeypatch, capsys)
     assert code == 2
-    _assert_one_error_line(err, "No space left on device", str(out / "checkpoints"))
+    assert_one_error_line(err, "No space left on device", str(out / "checkpoints"))
     saved = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert saved == ["latest", "step-00000001.pt"], saved
     _no_leftovers(out)
@@ -200,5 +192,5 @@ def test_eval_on_a_graph_the_run_was_not_trained_on_exits_2(
         [*args, "--test", str(data / "test.parquet")], monkeypatch, capsys
     )
     assert code == 2
-    _assert_one_error_line(err, str(run), fragment, "pass the graph the run")
+    assert_one_error_line(err, str(run), fragment, "pass the graph the run")
     assert not (run / "eval.json").exists()

@@ -17,7 +17,7 @@ from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.graph import build_graph
 from pinsage.infer.output import finish, matrix_batches, write_parts
 from pinsage.train import latest_checkpoint, train
-from tests.helpers import tiny_config
+from tests.helpers import assert_one_error_line, tiny_config
 from tests.test_cli_errors import run_cli
 
 BAD_ROW = 3
@@ -62,14 +62,6 @@ def _bad_data(data_dir, tmp_path, case):
     return bad, column
 
 
-def _assert_one_error_line(err: str, *fragments: str) -> None:
-    message = err.strip()
-    assert "Traceback" not in err
-    assert message.startswith("error: ") and message.count("\n") == 0, err
-    for fragment in fragments:
-        assert fragment in message, message
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_graph_build_refuses_non_finite_features(
     data_dir, tmp_path, case, monkeypatch, capsys
@@ -80,7 +72,7 @@ def test_graph_build_refuses_non_finite_features(
     args += ["--items", str(bad / "items.parquet"), "--out", str(out)]
     code, _, err = run_cli(args, monkeypatch, capsys)
     assert code == 2
-    _assert_one_error_line(err, "items.parquet", f"'{column}'", "1 row(s)", "finite")
+    assert_one_error_line(err, "items.parquet", f"'{column}'", "1 row(s)", "finite")
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".graph")]
 
@@ -102,7 +94,7 @@ def test_pipeline_stops_at_graph_build_and_writes_nothing(
     args = ["-q", "pipeline", "--config", str(config), "--root", str(root)]
     code, _, err = run_cli(args, monkeypatch, capsys)
     assert code == 2
-    _assert_one_error_line(err, "items.parquet", f"'{column}'")
+    assert_one_error_line(err, "items.parquet", f"'{column}'")
     for stage in ("graph", "run", "embeddings", "index"):
         assert not (root / stage).exists()
     if root.exists():  # the pipeline's lock file may stay; no half-written stage
@@ -118,7 +110,7 @@ def test_interactions_with_infinite_weights_are_refused(tmp_path, monkeypatch, c
         args = ["-q", "graph", "build", "--interactions", str(path), "--out", str(out)]
         code, _, err = run_cli(args, monkeypatch, capsys)
         assert code == 2
-        _assert_one_error_line(err, path.name, "'weight'", "row 1", "finite")
+        assert_one_error_line(err, path.name, "'weight'", "row 1", "finite")
         assert not out.exists()
 
 
@@ -164,7 +156,7 @@ def test_embed_refuses_non_finite_vectors(
     args += ["--out", str(out), "--engine", "local"]
     code, _, err = run_cli(args, monkeypatch, capsys)
     assert code == 2
-    _assert_one_error_line(err, "part-00000", "NaN or infinite", "Nothing was written")
+    assert_one_error_line(err, "part-00000", "NaN or infinite", "Nothing was written")
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".emb")]
 
@@ -193,6 +185,6 @@ def test_index_build_refuses_non_finite_vectors(tmp_path, monkeypatch, capsys):
     args = ["-q", "index", "build", "--embeddings", str(emb), "--out", str(out)]
     code, _, err = run_cli([*args, "--kind", "flat"], monkeypatch, capsys)
     assert code == 2
-    _assert_one_error_line(err, str(part), "1 item vectors", "'i45'", "NaN or inf")
+    assert_one_error_line(err, str(part), "1 item vectors", "'i45'", "NaN or inf")
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".index")]

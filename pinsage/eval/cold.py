@@ -16,6 +16,7 @@ E_test held-out interactions, C users in one chunk, K cut-off.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -126,11 +127,10 @@ def cold_start_metrics(
         train_indices (E,), test_indptr (U+1,), test_indices (E_test,), cold (I,).
     """
     device = user_emb.device
-    train_indptr, train_indices = train_indptr.to(device), train_indices.to(device)
+    train = (train_indptr.to(device), train_indices.to(device))
     test_indptr, test_indices = test_indptr.to(device), test_indices.to(device)
     cold = cold.to(device)
     is_cold = cold[test_indices]  # (E_test,)
-    num_items = item_emb.shape[0]
 
     def score(users: Tensor) -> Tensor:
         return user_emb[users] @ item_emb.t()  # (C, I)
@@ -141,27 +141,12 @@ def cold_start_metrics(
     }
     users = torch.nonzero(test_indptr.diff() > 0).flatten()  # (V,) evaluated users
     shares = top_k_share(
-        score,
-        num_items,
-        train_indptr,
-        train_indices,
-        users,
-        cold,
-        ks,
-        chunk_size=chunk_size,
+        score, item_emb.shape[0], *train, users, cold, ks, chunk_size=chunk_size
     )
     metrics |= {f"cold_top_share@{k}": share for k, share in shares.items()}
+    rank = partial(scored_ranking_metrics, score, item_emb.shape[0], *train)
     for part, keep in (("cold", is_cold), ("warm", ~is_cold)):
-        part_indptr, part_indices = _filter_rows(test_indptr, test_indices, keep)
-        scored = scored_ranking_metrics(
-            score,
-            num_items,
-            train_indptr,
-            train_indices,
-            part_indptr,
-            part_indices,
-            ks,
-            chunk_size=chunk_size,
-        )
+        held = _filter_rows(test_indptr, test_indices, keep)
+        scored = rank(*held, ks, chunk_size=chunk_size)
         metrics |= {f"{part}_{key}": value for key, value in scored.items()}
     return metrics

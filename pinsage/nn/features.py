@@ -229,13 +229,14 @@ class _BagEmbedding(nn.Module):
 
 
 def _unit_output_init(lin: nn.Linear) -> None:
-    """Weights N(0, 1 / (in * out)), zero bias: E|lin(x)|^2 = |x|^2 / in.
+    """Weights N(0, 1 / (2 in out)), bias N(0, 1 / (2 out)).
 
-    A standardised input (unit variance per column) then gives outputs of about unit
-    norm, like a row of the embedding tables, whatever the two widths.
+    Then E|lin(x)|^2 = |x|^2 / (2 in) + 1/2: a standardised input (unit variance per
+    column) gives outputs of about unit norm, like a row of the embedding tables,
+    whatever the two widths.
     """
-    nn.init.normal_(lin.weight, std=(lin.in_features * lin.out_features) ** -0.5)
-    nn.init.zeros_(lin.bias)
+    nn.init.normal_(lin.weight, std=(2 * lin.in_features * lin.out_features) ** -0.5)
+    nn.init.normal_(lin.bias, std=(2 * lin.out_features) ** -0.5)
 
 
 class FeatureProjector(nn.Module):
@@ -345,9 +346,9 @@ class FeatureProjector(nn.Module):
     def reset_parameters(self) -> None:
         """Re-initialise every learned weight (not the dense statistics)."""
         if self.lin_dense is not None:
-            self.lin_dense.reset_parameters()
+            _unit_output_init(self.lin_dense)
         for lin in self.lin_vectors:
-            lin.reset_parameters()
+            _unit_output_init(lin)
         for emb in (*self.emb_categorical, *self.emb_text):
             emb.reset_parameters()
         if self.emb_id is not None:

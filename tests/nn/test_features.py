@@ -198,3 +198,23 @@ def test_projector_accepts_dotted_column_names():
     spec = FeatureSpec("a.b", "vector", 2)
     proj = FeatureProjector([spec], 3, 4, id_embedding=False)
     assert len(proj.lin_vectors) == 1
+
+
+def test_projector_groups_start_at_comparable_norms():
+    # One standardised column (a year), a raw vector, a table: none dominates at start.
+    torch.manual_seed(0)
+    specs = [
+        FeatureSpec("year", "dense"),
+        FeatureSpec("emb", "vector", 16),
+        FeatureSpec("genre", "categorical", 20),
+    ]
+    proj = FeatureProjector(specs, 1000, 64, id_embedding=True)
+    x = torch.randn(1000, 16)
+    norms = {
+        "year": proj.lin_dense(x[:, :1]).norm(dim=1).mean(),
+        "emb": proj.lin_vectors[0](x).norm(dim=1).mean(),
+        "genre": proj.emb_categorical[0].bag.weight.norm(dim=1).mean(),
+        "id": proj.emb_id.weight.norm(dim=1).mean(),
+    }
+    for name, norm in norms.items():
+        assert 0.6 < norm.item() < 1.2, (name, norms)
