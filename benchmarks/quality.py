@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, emit, machine  # noqa: E402
 
 from pinsage.config import (  # noqa: E402
+    BASELINES,
     PipelineConfig,
     load_config,
     load_section,
@@ -185,7 +187,7 @@ def main() -> None:
         help="model selection: validation figures only, the test file is not read",
     )
     args = parser.parse_args()
-    torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     cfg = _config(args)
     if cfg is None:
         return
@@ -219,7 +221,7 @@ def main() -> None:
                     "baselines": evaluate_baselines(
                         load_graph(paths.graph),
                         paths.data / "test.parquet",
-                        variant.eval.baselines or ("popularity", "itemknn", "gfcf"),
+                        variant.eval.baselines or BASELINES,
                     ),
                 }
             )

@@ -21,7 +21,12 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from pinsage.eval.metrics import _csr_rows, scored_ranking_metrics
+from pinsage.eval.metrics import (
+    _check_ks,
+    _csr_rows,
+    _per_row,
+    scored_ranking_metrics,
+)
 
 __all__ = ["cold_item_mask", "cold_start_metrics", "top_k_share"]
 
@@ -38,9 +43,7 @@ def _filter_rows(
 
     Shapes: indptr (R+1,), indices (E,), keep (E,) bool -> ((R+1,), (E',)).
     """
-    rows = torch.repeat_interleave(
-        torch.arange(indptr.numel() - 1, device=indptr.device), indptr.diff()
-    )  # (E,) row of every entry
+    rows = _per_row(indptr)  # (E,) row of every entry
     counts = torch.bincount(rows[keep], minlength=indptr.numel() - 1)  # (R,)
     kept_indptr = torch.zeros_like(indptr)
     torch.cumsum(counts, 0, out=kept_indptr[1:])
@@ -67,7 +70,7 @@ def top_k_share(
     Shapes: train_indptr (U+1,), train_indices (E,), users (V,) int64,
         mask (I,) bool; ``score`` maps (C,) users to (C, I) scores.
     """
-    ks = sorted({int(k) for k in ks})
+    ks = _check_ks(ks)
     top = min(ks[-1], num_items)
     found = torch.zeros(len(ks), dtype=torch.float64)
     slots = torch.zeros(len(ks), dtype=torch.float64)
