@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import yaml
 
-from pinsage.data.synth import SynthConfig
 from pinsage.errors import ConfigError
 
 __all__ = [
@@ -26,6 +25,7 @@ __all__ = [
     "ModelConfig",
     "PipelineConfig",
     "SamplerConfig",
+    "SynthConfig",
     "TrainConfig",
     "load_config",
     "load_section",
@@ -213,8 +213,64 @@ class TrainConfig:
             raise ConfigError("train.lr and train.temperature must be > 0")
 
 
+@dataclass(frozen=True)
+class SynthConfig:
+    """Parameters of the synthetic generator (every field is recorded in the folder)."""
+
+    num_items: int = 2_000
+    num_users: int = 1_000
+    num_edges: int = 40_000  # distinct (user, item) pairs before the test split
+    num_clusters: int = 10
+    # Share of draws inside the user's own cluster. Repeated pairs are dropped, and they
+    # repeat more inside a cluster, so in dense graphs the kept share is a little lower.
+    in_cluster: float = 0.85
+    zipf: float = 0.9  # popularity exponent: item of popularity rank r weighs r^-zipf
+    test_fraction: float = 0.2  # share of each user's interactions held out
+    feature_dim: int = 16  # length of the dense `embedding` feature
+    feature_noise: float = 1.0  # std of the noise around the cluster centroid
+    # Share of items held out of training entirely (features and test interactions
+    # kept): measures cold start, i.e. items embedded from their features alone.
+    cold_items: float = 0.0
+    string_ids: bool = False  # external ids as strings ("i123") instead of int64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "num_items",
+            "num_users",
+            "num_edges",
+            "num_clusters",
+            "feature_dim",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"synth: {name} must be >= 1, got {getattr(self, name)}"
+                )
+        if self.num_clusters > min(self.num_items, self.num_users):
+            raise ConfigError(
+                f"synth: num_clusters ({self.num_clusters}) must not exceed num_items "
+                f"({self.num_items}) or num_users ({self.num_users})"
+            )
+        for name in ("in_cluster", "test_fraction", "cold_items"):
+            if not 0.0 <= getattr(self, name) < 1.0 + (name == "in_cluster"):
+                raise ConfigError(
+                    f"synth: {name} must be in [0, 1), got {getattr(self, name)}"
+                )
+        if self.num_edges > 0.5 * self.num_items * self.num_users:
+            raise ConfigError(
+                f"synth: num_edges ({self.num_edges}) exceeds half of all "
+                f"{self.num_users} x {self.num_items} user-item pairs; ask for fewer "
+                "edges or more users/items"
+            )
+        if self.zipf < 0:
+            raise ConfigError(f"synth: zipf must be >= 0, got {self.zipf}")
+
+
 DATA_FORMATS = ("folder", "lightgcn", "movielens", "parquet")
-EMBED_ENGINES = ("ray", "local")
+IMPORT_FORMATS = DATA_FORMATS[1:]  # `data import --format`
+FEATURE_KINDS = ("dense", "vector", "categorical", "text")  # pinsage.graph.features
+MAX_K = 1000  # DESIGN.md: a lookup k outside 1..1000 is bad input
+EMBED_ENGINES = ("auto", "ray", "local")
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")
 BASELINES = ("popularity", "itemknn", "gfcf")  # pinsage.eval.baselines
 
@@ -233,9 +289,19 @@ class DataConfig:
     # training. The held ones are a user's latest when there are timestamps.
     validation_share: float = 0.1
     validation_seed: int = 0
+    # Imported sources: share of each user's interactions held out as the test split
+    # (the latest where there are timestamps). None: MovieLens 0.2, a Parquet source
+    # its own test.parquet (or no test split), LightGCN its own split.
+    test_fraction: float | None = None
     # MovieLens: only ratings at or above this are positives (4 of 5 stars is the
     # usual choice); None keeps every rating, liked or not.
     min_rating: float | None = None
+    # MovieLens: the rating is the edge weight (walks follow well-rated items more
+    # often); false: every kept rating weighs 1.
+    rating_weights: bool = True
+    # Imported sources with item features: this share of the items is made cold
+    # (`pinsage.data.cold`: training rows dropped, features and test rows kept).
+    cold_items: float = 0.0
 
     def __post_init__(self) -> None:
         if self.format not in DATA_FORMATS:
@@ -245,6 +311,19 @@ class DataConfig:
         if not 0.0 <= self.validation_share < 1.0:
             raise ConfigError(
                 f"data.validation_share must be in [0, 1), got {self.validation_share}"
+            )
+        if self.test_fraction is not None and not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(
+                f"data.test_fraction must be in (0, 1), got {self.test_fraction}"
+            )
+        if not 0.0 <= self.cold_items < 1.0:
+            raise ConfigError(
+                f"data.cold_items must be in [0, 1), got {self.cold_items}"
+            )
+        if not self.rating_weights and self.format != "movielens":
+            raise ConfigError(
+                f"data.rating_weights applies to format movielens only, not "
+                f"'{self.format}'; remove it or set data.format: movielens"
             )
         if self.min_rating is not None and self.format != "movielens":
             raise ConfigError(
@@ -257,7 +336,9 @@ class DataConfig:
 class EmbedConfig:
     """Bulk inference in `pinsage pipeline` (the options of `pinsage embed`)."""
 
-    engine: str = "ray"  # ray: map / join / reduce on Ray Data; local: in process
+    # auto: local while the graph fits comfortably in memory and no cluster is given,
+    # else ray; ray: map / join / reduce on Ray Data; local: in process.
+    engine: str = "auto"
     contexts: bool = True  # user vectors too: `query --user`, GET /recommend
 
     def __post_init__(self) -> None:
@@ -358,7 +439,12 @@ def load_section(cls: type[T], raw: Any, where: str) -> T:
             )
         else:
             values[key] = _check_type(value, annotation, f"{where}.{key}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as exc:  # a value check: say which file (and section) it is in
+        if str(exc).startswith(where):
+            raise
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def load_config(path: Path) -> PipelineConfig:

@@ -114,7 +114,10 @@ def _data(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> None:
             cfg.data.format,
             Path(cfg.data.path),
             paths.data,
+            test_fraction=cfg.data.test_fraction,
             min_rating=cfg.data.min_rating,
+            rating_weights=cfg.data.rating_weights,
+            cold_items=cfg.data.cold_items,
             overwrite=overwrite,
         )
     if cfg.data.validation_share > 0:
@@ -196,15 +199,21 @@ def _train(
     return True
 
 
-def _eval(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> bool:
-    """Evaluate on the held-out interactions; False when done or there are none."""
+# Why eval did not run on data without a test file, in the log and the run manifest.
+NO_TEST_SPLIT = (
+    "no test split: set data.test_fraction (`data import --test-fraction`) to hold "
+    "out a share of each user's interactions and evaluate"
+)
+
+
+def _eval(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> bool | str:
+    """Evaluate on the held-out interactions; False when done, why if there are none."""
     from pinsage.eval.job import evaluate_run
     from pinsage.train import load_checkpoint
 
     test = paths.data / "test.parquet"
     if not test.exists():
-        log.info("no %s: nothing to evaluate", test)
-        return False
+        return NO_TEST_SPLIT
     done = paths.run / "eval.json"
     step = load_checkpoint(paths.run)["step"]
     if not overwrite and done.exists() and read_json(done).get("step") == step:
@@ -339,9 +348,13 @@ def _run_stages(
         extra = {"workers": workers} if stage == "train" else {}
         ran = _RUNNERS[stage](cfg, paths, overwrite, **extra)
         seconds = time.perf_counter() - t0
-        if ran is None:  # the stage's own manifest says whether it did anything
+        reason = ran if isinstance(ran, str) else None  # could not run, and why
+        if reason is not None:
+            ran = False
+        elif ran is None:  # the stage's own manifest says whether it did anything
             ran = overwrite or _output_manifest(paths, stage) != before
         previous = manifest["stages"].get(stage, {})
+        previous.pop("reason", None)
         manifest["stages"][stage] = {
             **previous,
             # a skipped stage keeps the time (and workers) of the run that did it
@@ -349,8 +362,9 @@ def _run_stages(
             "skipped": not ran,
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             **(extra if ran else {}),
+            **({"reason": reason} if reason else {}),
         }
-        what = "done" if ran else "already complete"
+        what = "done" if ran else reason or "already complete"
         log.info("stage %s %s in %.1fs", stage, what, seconds)
         if stage == "embed":
             emb = read_json(paths.embeddings / "manifest.json")

@@ -205,6 +205,16 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch, capsys):
     assert same / total > 0.5  # planted clusters show in the neighbourhoods
     same, total = map(int, lines[-1].split()[0].split("/"))
     assert total == 15 and same / total > 0.5  # ... and in the trained embeddings
+    chance = float(lines[-1].split("(chance ")[1].rstrip("%)")) / 100
+    assert same / total > 2 * chance  # 5 clusters: a random item shares one in ~5
+    result = json.loads((tmp_path / "demo/run/eval.json").read_text())
+    rows = {ln.split()[0]: ln.split()[-2:] for ln in lines if ln.startswith("    ")}
+    assert rows["PinSage"] == [f"{result['recall@20']:.4f}", f"{result['ndcg@20']:.4f}"]
+    for name in ("popularity", "itemknn", "gfcf"):
+        assert rows[name] == [
+            f"{result['baselines'][name]['recall@20']:.4f}",
+            f"{result['baselines'][name]['ndcg@20']:.4f}",
+        ]
     mtime = (tmp_path / "demo/graph/manifest.json").stat().st_mtime_ns
     index_mtime = (tmp_path / "demo/index/manifest.json").stat().st_mtime_ns
     ckpt = sorted((tmp_path / "demo/run/checkpoints").glob("*.pt"))
@@ -287,6 +297,9 @@ def test_train_bad_config_exits_2_and_eval_json(
     )
     lines = out.splitlines()
     assert code == 0 and lines[-2].split()[0] == "gfcf"
+    shown = dict(line.split() for line in lines[:-2])  # the model's, 4 decimals
+    assert shown["recall@20"] == f"{doc['recall@20']:.4f}"
+    assert shown["users"] == str(doc["users"])
     assert lines[-1].split()[:2] == ["popularity", "recall@20"]
     baselines = json.loads((tmp_path / "r/eval.json").read_text())["baselines"]
     assert list(baselines) == ["gfcf", "popularity"]

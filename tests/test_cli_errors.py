@@ -218,3 +218,19 @@ def test_embed_without_a_checkpoint_exits_2_and_writes_nothing(
         capsys,
     )
     assert code == 2 and "spark" in err
+
+
+def test_serve_on_a_busy_port_is_exit_2(tmp_path, monkeypatch, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run_cli(
+            ["serve", "--index", str(tmp_path), "--port", str(port)],
+            monkeypatch,
+            capsys,
+        )
+    assert code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err

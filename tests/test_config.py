@@ -72,3 +72,16 @@ def test_shipped_configs_load(name):
 
     cfg = load_config(Path(__file__).parents[1] / f"configs/{name}.yaml")
     assert cfg.sampler.num_layers >= 1
+
+
+def test_a_value_error_names_the_file(tmp_path):
+    from pinsage.config import load_config
+    from pinsage.errors import ConfigError
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  lr: -1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}.train: ") and "train.lr" in str(
+        info.value
+    )

@@ -151,7 +151,7 @@ def test_only_the_environment_s_oserrors_are_messages(
     def bug(*args, **kwargs):
         raise OSError(errno.EBADF, "Bad file descriptor")
 
-    monkeypatch.setattr("pinsage.cli.prepare.build_graph", bug)
+    monkeypatch.setattr("pinsage.graph.build_graph", bug)
     data = trained[0]
     args = ["graph", "build", "--interactions", str(data / "interactions.parquet")]
     with pytest.raises(OSError, match="Bad file descriptor"):  # exit 1, traceback

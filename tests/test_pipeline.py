@@ -193,3 +193,29 @@ def test_training_selects_on_validation_and_reads_the_test_file_once(
     assert list(result["baselines"]) == ["popularity", "itemknn", "gfcf"]
     for scores in result["baselines"].values():
         assert 0.0 < scores["recall@20"] <= 1.0
+
+
+def test_data_without_a_test_split_says_so(tmp_path):
+    from pinsage.data.synth import SynthConfig, synthesize
+
+    data = synthesize(
+        SynthConfig(num_items=100, num_users=60, num_edges=900), tmp_path / "d"
+    )
+    (data / "test.parquet").unlink()  # the user's own data: no test file
+    source = tmp_path / "own"
+    source.mkdir()
+    for name in ("interactions", "items"):
+        (source / f"{name}.parquet").write_bytes(
+            (data / f"{name}.parquet").read_bytes()
+        )
+    config = tmp_path / "own.yaml"
+    config.write_text(
+        TINY.split("synth:")[0]
+        + f"data: {{path: {source}, format: parquet, validation_share: 0}}\n"
+        + "\n".join(TINY.splitlines()[3:])
+    )
+    root = tmp_path / "root"
+    run_pipeline(load_config(config), root, stages=("data", "graph", "train", "eval"))
+    stage = json.loads((root / "manifest.json").read_text())["stages"]["eval"]
+    assert stage["skipped"] and "data.test_fraction" in stage["reason"]
+    assert not (root / "run/eval.json").exists()

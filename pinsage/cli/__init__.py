@@ -9,17 +9,12 @@ error (with traceback).
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import sys
 
 import click
 
-from pinsage.cli.infer import embed_cmd
-from pinsage.cli.lookup import index, query_cmd, serve_cmd
-from pinsage.cli.model import eval_cmd, train_cmd
-from pinsage.cli.pipeline import demo_cmd, pipeline_cmd
-from pinsage.cli.prepare import data, graph, sample
-from pinsage.cli.report import report_cmd
 from pinsage.errors import PinsageError
 
 __all__ = ["cli", "main"]
@@ -41,8 +36,89 @@ _ENVIRONMENT_ERRORS = {
     errno.ENAMETOOLONG: "choose a shorter path",
 }
 
+# name -> (module, attribute, first line of its help). A command's module is imported
+# only when that command runs (or shows its help): `pinsage --help` and `query` must
+# not pay for torch, Ray and the data writers (seconds of imports).
+COMMANDS = {
+    "data": (
+        "prepare",
+        "data",
+        "Create data folders: synthetic, or imported from public formats.",
+    ),
+    "graph": ("prepare", "graph", "Build the bipartite graph store."),
+    "sample": (
+        "prepare",
+        "sample",
+        "Print importance neighbourhoods (top items by random-walk visits).",
+    ),
+    "train": ("model", "train_cmd", "Train PinSage on a graph."),
+    "eval": (
+        "model",
+        "eval_cmd",
+        "Evaluate a run: recall/NDCG@K for users, hit-rate@K/MRR for items.",
+    ),
+    "embed": (
+        "infer",
+        "embed_cmd",
+        "Embed every item (and context) of a graph with a trained run.",
+    ),
+    "index": (
+        "lookup",
+        "index",
+        "Build the nearest-neighbour index over item embeddings.",
+    ),
+    "query": (
+        "lookup",
+        "query_cmd",
+        "Print the items most similar to --item, or recommended to --user, best first.",
+    ),
+    "serve": (
+        "lookup",
+        "serve_cmd",
+        "Serve lookups over HTTP (FastAPI on uvicorn; OpenAPI docs at /docs).",
+    ),
+    "pipeline": (
+        "pipeline",
+        "pipeline_cmd",
+        "Run data, graph, train, eval, embed and index in order; skip complete ones.",
+    ),
+    "demo": (
+        "pipeline",
+        "demo_cmd",
+        "Run the whole pipeline on generated data and print sample lookups.",
+    ),
+    "report": (
+        "report",
+        "report_cmd",
+        "Write an HTML report: curves, metrics, stage timings, sample lookups.",
+    ),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    """A group whose commands are imported from `COMMANDS` when first used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute, _ = COMMANDS[name]
+        return getattr(importlib.import_module(f"pinsage.cli.{module}"), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter) -> None:
+        """The command list from `COMMANDS`' help lines, importing nothing."""
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [
+            (name, click.utils.make_default_short_help(COMMANDS[name][2], limit))
+            for name in sorted(COMMANDS)
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for input errors too.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
 @click.pass_context
@@ -54,23 +130,6 @@ def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-
-
-for command in (
-    data,
-    graph,
-    sample,
-    train_cmd,
-    eval_cmd,
-    embed_cmd,
-    index,
-    query_cmd,
-    serve_cmd,
-    pipeline_cmd,
-    demo_cmd,
-    report_cmd,
-):
-    cli.add_command(command)
 
 
 def _environment_error(exc: OSError) -> str | None:

@@ -17,10 +17,12 @@ __all__ = ["embed_cmd"]
 )
 @click.option(
     "--engine",
-    type=click.Choice(["ray", "local"]),
-    default="ray",
+    type=click.Choice(["auto", "ray", "local"]),
+    default="auto",
     show_default=True,
-    help="ray: map / join / reduce on Ray Data; local: the same layers in torch.",
+    help="ray: map / join / reduce on Ray Data; local: the same layers in torch; "
+    "auto: local while the graph fits comfortably in memory and no --ray-address "
+    "is given, else ray (the choice and why are logged).",
 )
 @click.option(
     "--ray-address",
@@ -28,6 +30,20 @@ __all__ = ["embed_cmd"]
     help="Run on this Ray cluster (default: a local Ray started in-process).",
 )
 @click.option("--contexts", is_flag=True, help="Also write context (user) vectors.")
+@click.option(
+    "--items",
+    "new_items",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Embed only these items, new since training (an items file with the "
+    "graph's feature columns), from their features and --new-interactions.",
+)
+@click.option(
+    "--new-interactions",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --items: the new items' interactions with users the graph knows.",
+)
 @click.option("--overwrite", is_flag=True, help="Recompute a complete output.")
 def embed_cmd(
     run_dir: Path,
@@ -36,9 +52,22 @@ def embed_cmd(
     engine: str,
     ray_address: str | None,
     contexts: bool,
+    new_items: Path | None,
+    new_interactions: Path | None,
     overwrite: bool,
 ) -> None:
-    """Embed every item (and context) of a graph with a trained run."""
+    """Embed every item (and context) of a graph with a trained run.
+
+    With --items, embed only items that arrived after training (no retraining; the
+    local engine); `pinsage index add` then puts them in an index.
+    """
+    if new_items is not None:
+        _embed_new(
+            run_dir, graph_dir, out, new_items, new_interactions, contexts, overwrite
+        )
+        return
+    if new_interactions is not None:
+        raise click.UsageError("--new-interactions goes with --items.")
     from pinsage.infer import embed
 
     manifest = embed(
@@ -51,3 +80,25 @@ def embed_cmd(
         overwrite=overwrite,
     )
     click.echo(f"{manifest['count']} item embeddings (dim {manifest['dim']}) in {out}")
+
+
+def _embed_new(
+    run_dir: Path,
+    graph_dir: Path,
+    out: Path,
+    items: Path,
+    interactions: Path | None,
+    contexts: bool,
+    overwrite: bool,
+) -> None:
+    if contexts:
+        raise click.UsageError("--contexts does not go with --items (items only).")
+    from pinsage.infer.new_items import embed_new_items
+
+    manifest = embed_new_items(
+        run_dir, graph_dir, items, out, interactions=interactions, overwrite=overwrite
+    )
+    click.echo(
+        f"{manifest['count']} new item embeddings (dim {manifest['dim']}, "
+        f"{manifest['with_interactions']} interactions) in {out}"
+    )

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
+from pinsage.config import INDEX_KINDS, MAX_K
 from pinsage.errors import ConfigError
-from pinsage.index.build import KINDS
-from pinsage.index.search import MAX_K
 
 __all__ = ["index", "query_cmd", "serve_cmd"]
 
@@ -29,7 +28,7 @@ def index() -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option(
     "--kind",
-    type=click.Choice(KINDS),
+    type=click.Choice(INDEX_KINDS),
     default="auto",
     show_default=True,
     help="auto: exact search for small catalogues, HNSW, then IVF-PQ by size.",
@@ -67,6 +66,30 @@ def build_cmd(
         f"{m['kind']} index ({m['factory']}, {m.get('device', 'cpu')}) of "
         f"{m['count']} items{contexts} in {out}: recall@10 {m['recall@10']:.4f} "
         "against exact search"
+    )
+
+
+@index.command("add")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--embeddings",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="New items' embeddings (`pinsage embed --items`).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the grown index here  [default: replace --index atomically]",
+)
+def add_cmd(index_dir: Path, embeddings: Path, out: Path | None) -> None:
+    """Append new items' vectors to a built index (then POST /reload to serve it)."""
+    from pinsage.index.add import add_to_index
+
+    m = add_to_index(index_dir, embeddings, out=out)
+    click.echo(
+        f"added {m['added'][-1]['count']} items: {m['count']} in {out or index_dir}"
     )
 
 
@@ -167,6 +190,7 @@ def serve_cmd(
         )
     import uvicorn
 
+    _check_port_free(host, port)  # before the index loads
     app = create_app(
         index_dir,
         index_root=index_root,
@@ -174,3 +198,23 @@ def serve_cmd(
         max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
     )
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """`ConfigError` (exit 2) when ``host:port`` cannot be bound, before uvicorn tries.
+
+    uvicorn would log the OS error and exit 3 after the index is loaded; a busy port
+    is the user's to change.
+    """
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another "
+            "process holds the port: pass another --port, or stop that process."
+        ) from exc

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from pinsage.config import BASELINES, load_config
-from pinsage.graph import load_graph
 
 __all__ = ["eval_cmd", "train_cmd"]
 
@@ -82,6 +81,7 @@ def train_cmd(
     evaluate = None
     if validation_file:
         from pinsage.eval.job import evaluator
+        from pinsage.graph import load_graph
 
         evaluate = evaluator(load_graph(graph_dir), validation_file, cfg)
     train(
@@ -143,7 +143,8 @@ def eval_cmd(
         return
     compared = metrics.pop("baselines", {})
     for key, value in metrics.items():
-        click.echo(f"{key:>16}  {value}")
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        click.echo(f"{key:>16}  {shown}")
     for name, scores in compared.items():
         shown = "  ".join(
             f"{key} {value:.4f}" for key, value in scores.items() if "@" in key

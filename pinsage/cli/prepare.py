@@ -9,13 +9,7 @@ from pathlib import Path
 
 import click
 
-from pinsage.config import SamplerConfig
-from pinsage.data.contract import InteractionColumns
-from pinsage.data.importers import FORMATS, import_folder
-from pinsage.data.synth import SynthConfig, synthesize
-from pinsage.graph import build_graph, load_graph
-from pinsage.graph.features import FEATURE_KINDS
-from pinsage.sampler.describe import describe_neighborhoods
+from pinsage.config import FEATURE_KINDS, IMPORT_FORMATS, SamplerConfig, SynthConfig
 
 __all__ = ["data", "graph", "sample"]
 
@@ -82,11 +76,13 @@ def data() -> None:
 @click.option("--overwrite", is_flag=True, help="Rewrite a complete folder.")
 def data_synth(out: Path, overwrite: bool, **params) -> None:
     """Generate interactions with planted clusters, item features and a test split."""
+    from pinsage.data.synth import synthesize
+
     synthesize(SynthConfig(**params), out, overwrite=overwrite)
 
 
 @data.command("import")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option("--format", "fmt", type=click.Choice(IMPORT_FORMATS), required=True)
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option(
     "--out",
@@ -96,16 +92,23 @@ def data_synth(out: Path, overwrite: bool, **params) -> None:
 )
 @click.option(
     "--test-fraction",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.2,
-    show_default=True,
-    help="movielens: last share of each user's ratings held out.",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Share of each user's interactions held out as the test split (the latest "
+    "where there are timestamps): movielens (default 0.2), parquet sources without "
+    "test.parquet (default: none).",
 )
 @click.option(
     "--min-rating",
     type=float,
     default=None,
     help="movielens: only ratings >= this are positives (usually 4); default all.",
+)
+@click.option(
+    "--rating-weights/--no-rating-weights",
+    default=True,
+    show_default=True,
+    help="movielens: the rating is the edge weight (else every positive weighs 1).",
 )
 @click.option(
     "--user-column", default="user", show_default=True, help="parquet: source column."
@@ -125,20 +128,42 @@ def data_synth(out: Path, overwrite: bool, **params) -> None:
     show_default=True,
     help="parquet: source column.",
 )
+@click.option(
+    "--cold-items",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Share of items made cold (features and test rows kept, training rows "
+    "dropped): the latest to appear where there are timestamps; needs item "
+    "features (movielens, parquet with items.parquet).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds tie-breaks in the split and the choice of cold items.",
+)
 @click.option("--overwrite", is_flag=True, help="Rewrite a complete folder.")
 def data_import(
     fmt: str,
     src: Path,
     out: Path,
-    test_fraction: float,
+    test_fraction: float | None,
     min_rating: float | None,
+    rating_weights: bool,
     user_column: str,
     item_column: str,
     weight_column: str,
     timestamp_column: str,
+    cold_items: float,
+    seed: int,
     overwrite: bool,
 ) -> None:
     """Import SRC (a folder) into the Parquet data contract."""
+    from pinsage.data.contract import InteractionColumns
+    from pinsage.data.importers import import_folder
+
     columns = InteractionColumns(
         user_column, item_column, weight_column, timestamp_column
     )
@@ -148,7 +173,10 @@ def data_import(
         out,
         test_fraction=test_fraction,
         min_rating=min_rating,
+        rating_weights=rating_weights,
         columns=columns,
+        cold_items=cold_items,
+        seed=seed,
         overwrite=overwrite,
     )
 
@@ -208,6 +236,9 @@ def graph_build(
     overwrite: bool,
 ) -> None:
     """Build CSR arrays, id maps and features from Parquet interactions."""
+    from pinsage.data.contract import InteractionColumns
+    from pinsage.graph import build_graph
+
     columns = InteractionColumns(
         user=user_column, item=item_column, weight=weight_column
     )
@@ -269,6 +300,9 @@ def sample(
     cfg = SamplerConfig(
         num_walks=walks, walk_length=length, restart=restart, top_k=top, seed=seed
     )
+    from pinsage.graph import load_graph
+    from pinsage.sampler.describe import describe_neighborhoods
+
     g = load_graph(graph_dir)
     t0 = time.perf_counter()
     doc = describe_neighborhoods(g, list(items), list(users), cfg)

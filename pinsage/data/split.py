@@ -25,7 +25,7 @@ from pinsage.data.folder import folder_params, write_data_folder
 from pinsage.data.importers._common import file_sha256
 from pinsage.errors import DataError
 
-__all__ = ["held_out_rows", "split_validation"]
+__all__ = ["held_out_rows", "split_table", "split_validation"]
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +87,28 @@ def split_validation(
         log.info("validation split %s is up to date; nothing to do", out)
         return out
     table = open_parquet(interactions, "interactions").read()
-    users, items = _codes(table[columns.user]), _codes(table[columns.item])
-    if columns.timestamp in table.column_names:  # the latest first, as a test split
-        key = -table[columns.timestamp].cast(pa.int64()).to_numpy()
-    else:  # a seeded random order (held_out_rows breaks every tie at random)
-        key = np.zeros(table.num_rows)
-    held = held_out_rows(users, items, key, share, seed)
-    if not held.any():
+    kept, held = split_table(table, share, seed, columns)
+    if held.num_rows == 0:
         raise DataError(
             f"{interactions}: no interaction can be held out for validation (each "
             "user needs two or more); set data.validation_share to 0 to train "
             "without a validation split."
         )
-    mask = pa.array(held)
-    tables = {"fit": table.filter(pc.invert(mask)), "validation": table.filter(mask)}
-    write_data_folder(out, tables, params)
+    write_data_folder(out, {"fit": kept, "validation": held}, params)
     return out
+
+
+def split_table(
+    table: pa.Table, share: float, seed: int, columns: InteractionColumns
+) -> tuple[pa.Table, pa.Table]:
+    """(kept, held) rows: about ``share`` of each user's held (`held_out_rows`).
+
+    With a timestamp column a user's latest are held, else a seeded random share.
+    """
+    users, items = _codes(table[columns.user]), _codes(table[columns.item])
+    if columns.timestamp in table.column_names:  # the latest first, as a test split
+        key = -table[columns.timestamp].cast(pa.int64()).to_numpy()
+    else:  # a seeded random order (held_out_rows breaks every tie at random)
+        key = np.zeros(table.num_rows)
+    mask = pa.array(held_out_rows(users, items, key, share, seed))
+    return table.filter(pc.invert(mask)), table.filter(mask)

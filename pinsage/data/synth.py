@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pinsage.config import SynthConfig
 from pinsage.data.folder import folder_params, write_data_folder
-from pinsage.errors import ConfigError
 
 __all__ = ["SynthConfig", "synthesize", "synthesize_tables"]
 
@@ -35,59 +35,6 @@ _MAX_DRAW_ROUNDS = 8
 _COMMON_WORDS = np.array(
     "the a new best classic great small big red blue green old modern simple".split()
 )
-
-
-@dataclass(frozen=True)
-class SynthConfig:
-    """Parameters of the synthetic generator (every field is recorded in the folder)."""
-
-    num_items: int = 2_000
-    num_users: int = 1_000
-    num_edges: int = 40_000  # distinct (user, item) pairs before the test split
-    num_clusters: int = 10
-    # Share of draws inside the user's own cluster. Repeated pairs are dropped, and they
-    # repeat more inside a cluster, so in dense graphs the kept share is a little lower.
-    in_cluster: float = 0.85
-    zipf: float = 0.9  # popularity exponent: item of popularity rank r weighs r^-zipf
-    test_fraction: float = 0.2  # share of each user's interactions held out
-    feature_dim: int = 16  # length of the dense `embedding` feature
-    feature_noise: float = 1.0  # std of the noise around the cluster centroid
-    # Share of items held out of training entirely (features and test interactions
-    # kept): measures cold start, i.e. items embedded from their features alone.
-    cold_items: float = 0.0
-    string_ids: bool = False  # external ids as strings ("i123") instead of int64
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in (
-            "num_items",
-            "num_users",
-            "num_edges",
-            "num_clusters",
-            "feature_dim",
-        ):
-            if getattr(self, name) < 1:
-                raise ConfigError(
-                    f"synth: {name} must be >= 1, got {getattr(self, name)}"
-                )
-        if self.num_clusters > min(self.num_items, self.num_users):
-            raise ConfigError(
-                f"synth: num_clusters ({self.num_clusters}) must not exceed num_items "
-                f"({self.num_items}) or num_users ({self.num_users})"
-            )
-        for name in ("in_cluster", "test_fraction", "cold_items"):
-            if not 0.0 <= getattr(self, name) < 1.0 + (name == "in_cluster"):
-                raise ConfigError(
-                    f"synth: {name} must be in [0, 1), got {getattr(self, name)}"
-                )
-        if self.num_edges > 0.5 * self.num_items * self.num_users:
-            raise ConfigError(
-                f"synth: num_edges ({self.num_edges}) exceeds half of all "
-                f"{self.num_users} x {self.num_items} user-item pairs; ask for fewer "
-                "edges or more users/items"
-            )
-        if self.zipf < 0:
-            raise ConfigError(f"synth: zipf must be >= 0, got {self.zipf}")
 
 
 def _popularity(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import torch
 from tqdm.auto import tqdm
 
 from pinsage.atomic import atomic_dir, write_json
@@ -30,14 +31,15 @@ from pinsage.data.contract import (
     read_items,
 )
 from pinsage.data.importers._common import file_sha256
-from pinsage.errors import DataError
+from pinsage.errors import ConfigError, DataError
 from pinsage.graph.features import write_features
-from pinsage.graph.store import FORMAT_VERSION, is_complete
+from pinsage.graph.store import FORMAT_VERSION, CSRGraph, is_complete
 
-__all__ = ["build_graph"]
+__all__ = ["build_graph", "csr_from_edges"]
 
 log = logging.getLogger(__name__)
 
+_ARRAY_NAMES = ("indptr", "indices", "weights")  # of each CSR, as stored
 _SPLIT_CHUNK = 1 << 22  # edges per chunk when splitting keys (32 MB of int64 temps)
 
 # InteractionColumns is a frozen dataclass, so one shared default instance is safe.
@@ -181,11 +183,46 @@ def _bipartite_csr(
     if not present.all():
         ctx = (np.cumsum(present) - 1).astype(np.int32)[ctx]
         user_ids = user_ids.filter(pa.array(present))
-    context_csr = _csr(ctx, item, merged_w, len(user_ids))
+    item_csr, context_csr = _layout(ctx, item, merged_w, len(user_ids), num_items)
+    return item_csr, context_csr, user_ids
+
+
+def _layout(
+    ctx: np.ndarray, item: np.ndarray, w: np.ndarray, num_contexts: int, num_items: int
+) -> tuple[tuple, tuple]:
+    """(item CSR, context CSR) of merged edges sorted by (context, item)."""
+    context_csr = _csr(ctx, item, w, num_contexts)
     by_item = np.argsort(item, kind="stable")  # stable: contexts ascending per item
     # Offsets need only per-item counts, so item[by_item] is never materialised.
-    item_csr = _csr(item, ctx[by_item], merged_w[by_item], num_items)
-    return item_csr, context_csr, user_ids
+    item_csr = _csr(item, ctx[by_item], w[by_item], num_items)
+    return item_csr, context_csr
+
+
+def csr_from_edges(
+    context: np.ndarray,
+    item: np.ndarray,
+    weights: np.ndarray,
+    num_contexts: int,
+    num_items: int,
+) -> CSRGraph:
+    """The in-memory graph of an edge list, laid out exactly as `build_graph` does.
+
+    Equal (context, item) edges merge by summing their weights, rows are sorted by
+    neighbour index and the graph is weighted when a merged weight differs from 1: a
+    graph built from the same edges by `build_graph` holds the same arrays. Used to
+    extend a trained graph with new items (`pinsage.infer.new_items`).
+    Shapes: context, item (E,) int indices; weights (E,) float32.
+    """
+    key = context.astype(np.int64) * num_items + item.astype(np.int64)
+    key, merged = _merge_duplicates(key, weights.astype(np.float32))
+    ctx, it = _split_key(key, num_items)
+    item_csr, context_csr = _layout(ctx, it, merged, num_contexts, num_items)
+    arrays = {
+        f"{side}_{name}": torch.from_numpy(np.ascontiguousarray(a))
+        for side, csr in (("item", item_csr), ("context", context_csr))
+        for name, a in zip(_ARRAY_NAMES, csr, strict=True)
+    }
+    return CSRGraph.from_arrays(weighted=bool(not np.all(merged == 1.0)), **arrays)
 
 
 def _warn_if_untrainable(out: Path, num_items: int, context_indptr: np.ndarray) -> None:
@@ -247,6 +284,12 @@ def build_graph(
     if done is not None and not overwrite:
         log.info("graph %s is up to date with its sources; nothing to do", out)
         return done
+    if not overwrite and (out / "_SUCCESS").exists():
+        raise ConfigError(
+            f"{out} holds a graph built from other inputs or options; runs, "
+            "embeddings and indexes built on it would no longer match it. Pass "
+            "--overwrite to replace it, or choose another --out."
+        )
     catalogue = read_items(Path(items), columns.item, item_kind) if items else None
 
     num_rows = open_parquet(interactions, "interactions").metadata.num_rows

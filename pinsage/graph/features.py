@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pinsage.config import FEATURE_KINDS
 from pinsage.errors import DataError
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "write_features",
 ]
 
-FEATURE_KINDS = ("dense", "vector", "categorical", "text")
 # A string column whose values average more than this many words is text, not a
 # category.
 TEXT_MIN_MEAN_WORDS = 2.0

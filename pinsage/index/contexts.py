@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pinsage.errors import DataError
-from pinsage.graph import load_graph
 from pinsage.index.backend import faiss
 from pinsage.infer.output import read_embeddings
 
@@ -64,6 +63,10 @@ def seen_rows(
     Shapes: item_ids (N,), context_ids (C,) external ids -> (C+1,) int64 indptr,
     (E,) int64 rows. Raises `DataError` when an id is not in the graph.
     """
+    # Here, not at the top: the lookup path (Index, `query`, `serve`) never reads a
+    # graph, and the graph store brings torch, seconds of start-up.
+    from pinsage.graph import load_graph
+
     graph = load_graph(graph_dir)
     row_of_item = np.full(graph.num_items, -1, dtype=np.int64)
     row_of_item[graph.item_index(pa.array(item_ids))] = np.arange(len(item_ids))

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pinsage.config import MAX_K
 from pinsage.errors import ConfigError, DataError
 from pinsage.index.backend import faiss
 from pinsage.index.build import IDS_FILE, INDEX_FILE, VECTORS_FILE
@@ -37,8 +38,6 @@ from pinsage.index.contexts import (
 from pinsage.infer.output import read_manifest
 
 __all__ = ["MAX_K", "Contexts", "Index", "NoContextsError", "UnknownIdError"]
-
-MAX_K = 1000  # DESIGN.md: k outside 1..1000 is bad input
 
 
 class UnknownIdError(DataError, KeyError):

@@ -10,6 +10,7 @@ checkpoint and graph is left alone unless ``overwrite``.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -45,6 +46,10 @@ __all__ = ["ENGINES", "embed"]
 log = logging.getLogger(__name__)
 
 ENGINES = EMBED_ENGINES
+# `auto` runs the local engine while its estimate stays under this share of the
+# memory available: Ray's fixed cost (~15 s a job, 21 s to start) dominates small
+# graphs, and the local engine is faster on one machine (README "Bulk inference").
+LOCAL_MEMORY_SHARE = 0.25
 OUTPUT_VERSION = 1  # of the embeddings folder layout (see `pinsage.infer.output`)
 
 _Batches = Iterable[
@@ -52,7 +57,7 @@ _Batches = Iterable[
 ]  # (node indices (B,), vectors (B, D))
 
 
-class _Phases:
+class Phases:
     """Wall time per phase, logged as each one ends."""
 
     def __init__(self) -> None:
@@ -66,7 +71,8 @@ class _Phases:
         self._start = now
 
 
-def _checkpoint_path(run_dir: Path) -> Path:
+def latest_checkpoint_path(run_dir: Path) -> Path:
+    """The run's latest checkpoint file; `CheckpointError` when it has none."""
     path = latest_checkpoint(run_dir)
     if path is None or not path.exists():
         raise CheckpointError(
@@ -96,7 +102,7 @@ def _run_local(
     cfg: PipelineConfig,
     tmp: Path,
     contexts: bool,
-    phases: _Phases,
+    phases: Phases,
 ) -> tuple[int, int, int | None]:
     sampler = cfg.sampler.for_inference()
     item_table = neighborhood_table(graph.csr, sampler)
@@ -126,7 +132,7 @@ def _run_ray(
     cfg: PipelineConfig,
     tmp: Path,
     contexts: bool,
-    phases: _Phases,
+    phases: Phases,
     options: RayOptions,
 ) -> tuple[int, int, int | None]:
     # Inside the temporary folder: Ray tasks write it, and it is gone with the folder
@@ -163,7 +169,64 @@ def _run_ray(
     return counts
 
 
-def _reusable(out: Path, key: dict, contexts: bool, overwrite: bool) -> dict | None:
+def available_memory() -> int:
+    """Bytes of memory available to new work (MemAvailable; else all of it)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def local_engine_bytes(graph: Graph, cfg: PipelineConfig) -> int:
+    """About the most memory the local engine holds: tables and layer vectors.
+
+    The neighbourhood tables (ids and visits int64, weights float32: 20 bytes a
+    slot) and, per node, a few float32 vectors of the widest layer.
+    """
+    nodes = graph.num_items + graph.num_contexts
+    slots = cfg.sampler.for_inference().top_k
+    width = max(cfg.model.dim, cfg.model.hidden_dim, cfg.model.out_dim)
+    return nodes * (20 * slots + 4 * width * (cfg.sampler.num_layers + 2))
+
+
+def choose_engine(
+    engine: str, graph: Graph, cfg: PipelineConfig, address: str | None
+) -> tuple[str, str]:
+    """The engine to run (``auto`` resolved) and why, for the log and the manifest."""
+    if engine != "auto":
+        return engine, "asked for"
+    if address is not None:
+        return "ray", f"auto: a Ray cluster address is given ({address})"
+    need, have = local_engine_bytes(graph, cfg), available_memory()
+    sizes = f"about {need / 2**30:.2f} GiB for {graph.num_items:,} items"
+    if need <= LOCAL_MEMORY_SHARE * have:
+        return "local", f"auto: {sizes}, {have / 2**30:.1f} GiB available"
+    return "ray", (
+        f"auto: {sizes} is over {LOCAL_MEMORY_SHARE:.0%} of the "
+        f"{have / 2**30:.1f} GiB available"
+    )
+
+
+def trained_model(
+    run_dir: Path, graph: Graph, path: Path
+) -> tuple[PinSageModel, FeatureStore, PipelineConfig, dict]:
+    """(model in eval mode, feature store, run config, checkpoint) of ``run_dir``.
+
+    ``path`` is the checkpoint file (`latest_checkpoint_path`), named in errors.
+    """
+    checkpoint = load_checkpoint(run_dir)
+    cfg = load_section(PipelineConfig, checkpoint["config"], f"{path} config")
+    model, store = model_from_checkpoint(checkpoint, cfg, graph, path)
+    return model, store, cfg, checkpoint
+
+
+def reusable_manifest(
+    out: Path, key: dict, contexts: bool, overwrite: bool
+) -> dict | None:
     """The manifest of ``out`` if it is complete for ``key``: nothing to do.
 
     None means: compute (``out`` is absent, or ``overwrite``). Raises `ConfigError`
@@ -189,7 +252,7 @@ def embed(
     graph_dir: Path,
     out: Path,
     *,
-    engine: str = "ray",
+    engine: str = "auto",
     ray_address: str | None = None,
     contexts: bool = False,
     overwrite: bool = False,
@@ -198,8 +261,9 @@ def embed(
     """Embed every item (and context) of ``graph_dir`` with the run's latest checkpoint.
 
     ``engine`` is ``ray`` (map / join / reduce on Ray Data; ``ray_address`` or
-    ``options.address`` picks a cluster, default a local Ray) or ``local`` (the same
-    layers in torch, in process). Returns the manifest of ``out``.
+    ``options.address`` picks a cluster, default a local Ray), ``local`` (the same
+    layers in torch, in process) or ``auto`` (`choose_engine`). Returns the
+    manifest of ``out``.
 
     Raises:
         CheckpointError: no checkpoint in ``run_dir``, or it does not fit the graph.
@@ -212,21 +276,19 @@ def embed(
     options = options or RayOptions()
     if ray_address is not None:
         options = replace(options, address=ray_address)
-    out, phases = Path(out), _Phases()
-    checkpoint_path = _checkpoint_path(run_dir)
+    out, phases = Path(out), Phases()
+    checkpoint_path = latest_checkpoint_path(run_dir)
     graph = load_graph(graph_dir)
     key = {
         "checkpoint_sha256": file_sha256(checkpoint_path),
         "graph_sources": graph.manifest.get("sources"),
     }
-    if (existing := _reusable(out, key, contexts, overwrite)) is not None:
+    if (existing := reusable_manifest(out, key, contexts, overwrite)) is not None:
         log.info("%s already holds these embeddings; nothing to do", out)
         return existing
-    checkpoint = load_checkpoint(run_dir)
-    cfg = load_section(
-        PipelineConfig, checkpoint["config"], f"{checkpoint_path} config"
-    )
-    model, store = model_from_checkpoint(checkpoint, cfg, graph, checkpoint_path)
+    model, store, cfg, checkpoint = trained_model(run_dir, graph, checkpoint_path)
+    engine, why = choose_engine(engine, graph, cfg, options.address)
+    log.info("embed: the %s engine (%s)", engine, why)
     if engine == "ray":
         check_supported(model)  # before starting Ray
     phases.done("load")
@@ -246,6 +308,7 @@ def embed(
             "step": checkpoint["step"],
             "graph": str(graph.path),
             "engine": engine,
+            "engine_reason": why,
             "seed": cfg.sampler.seed,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "seconds": phases.seconds,

@@ -51,6 +51,7 @@ class StageTiming:
     seconds: float | None
     skipped: bool | None
     finished: str | None
+    reason: str | None = None  # why a stage could not run (eval without a test split)
 
 
 @dataclass
@@ -127,6 +128,7 @@ def _stages(manifest: dict) -> list[StageTiming]:
             recorded[name].get("seconds"),
             recorded[name].get("skipped"),
             recorded[name].get("finished"),
+            recorded[name].get("reason"),
         )
         for name in names
         if isinstance(recorded[name], dict)

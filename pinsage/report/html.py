@@ -152,7 +152,12 @@ def _stages(data: RunData) -> str:
         return _section("Stages", _note("No stage timings recorded."), "stages")
     status = {True: "skipped (already complete)", False: "ran", None: "–"}
     rows: list[list[object]] = [
-        [s.name, _seconds(s.seconds), status.get(s.skipped, "–"), s.finished]
+        [
+            s.name,
+            _seconds(s.seconds),
+            f"skipped: {s.reason}" if s.reason else status.get(s.skipped, "–"),
+            s.finished,
+        ]
         for s in data.stages
     ]
     rows.append(["total", _seconds(sum(s.seconds or 0.0 for s in data.stages)), "", ""])

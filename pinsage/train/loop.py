@@ -28,6 +28,7 @@ from pinsage.config import PipelineConfig, TrainConfig, load_section
 from pinsage.errors import ConfigError, DataError, TrainingError
 from pinsage.graph.store import Graph, load_graph
 from pinsage.nn.features import FeatureStore, text_buckets_for
+from pinsage.progress import ProgressLog
 from pinsage.train.batch import TrainBatch
 from pinsage.train.checkpoint import (
     check_graph,
@@ -423,6 +424,8 @@ def fit(
     )
     record: dict = {}
     t_start, pairs_seen = time.perf_counter(), 0
+    progress = ProgressLog(log, f"training {out.name}", total_steps, start=start)
+    progress.enabled &= main
     with (
         loader,
         # A fresh start drops the records of an attempt killed before a checkpoint.
@@ -468,6 +471,11 @@ def fit(
                 loss=f"{record['loss']:.4f}", pairs_s=f"{record['pairs_per_s']:.0f}"
             )
             bar.update(1)
+            progress.update(
+                step + 1,
+                f"epoch {record['epoch']}, loss {record['loss']:.4f}, "
+                f"{record['pairs_per_s']:.0f} pairs/s",
+            )
             periodic = tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0
             if main and (periodic or step + 1 == stop):
                 _save(

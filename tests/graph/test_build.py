@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pinsage.data.synth import SynthConfig, synthesize
+from pinsage.errors import ConfigError
 from pinsage.graph import build_graph, load_graph
 
 
@@ -149,3 +150,24 @@ def test_interrupted_build_leaves_no_directory(tmp_path, monkeypatch):
         build_graph(data / "interactions.parquet", tmp_path / "g")
     assert not (tmp_path / "g").exists()
     assert list(tmp_path.iterdir()) == [tmp_path / "d"]  # no temporary sibling left
+
+
+def test_a_graph_of_other_inputs_is_not_replaced_silently(tmp_path):
+    data = synthesize(
+        SynthConfig(num_items=50, num_users=30, num_edges=300), tmp_path / "d"
+    )
+    other = synthesize(
+        SynthConfig(num_items=60, num_users=30, num_edges=300, seed=1), tmp_path / "o"
+    )
+    first = build_graph(data / "interactions.parquet", tmp_path / "g")
+    with pytest.raises(ConfigError, match="other inputs.*--overwrite"):
+        build_graph(other / "interactions.parquet", tmp_path / "g")
+    assert build_graph(data / "interactions.parquet", tmp_path / "g") == first
+    replaced = build_graph(
+        other / "interactions.parquet", tmp_path / "g", overwrite=True
+    )
+    assert (
+        replaced["num_items"]
+        == load_graph(tmp_path / "g").num_items
+        != first["num_items"]
+    )

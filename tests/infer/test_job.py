@@ -5,13 +5,14 @@ import json
 import numpy as np
 import pytest
 
+from pinsage.config import PipelineConfig, load_section
 from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.errors import CheckpointError, ConfigError, DataError
 from pinsage.graph import build_graph, load_graph
 from pinsage.infer import embed, read_embeddings
 from pinsage.infer import job as job_module
 from pinsage.infer.output import file_sha256
-from pinsage.train import latest_checkpoint
+from pinsage.train import latest_checkpoint, load_checkpoint
 
 
 def test_writes_a_complete_folder(run_dir, graph_dir, tmp_path):
@@ -105,3 +106,30 @@ def test_ray_engine_refuses_attention_before_starting_ray(
         embed(attention_run_dir, graph_dir, tmp_path / "emb", engine="ray")
     assert not ray.is_initialized()
     embed(attention_run_dir, graph_dir, tmp_path / "emb", engine="local")
+
+
+def test_auto_engine_is_local_while_the_graph_fits(run_dir, graph_dir, monkeypatch):
+    from pinsage.infer.job import choose_engine, local_engine_bytes
+
+    graph = load_graph(graph_dir)
+    cfg = load_section(PipelineConfig, load_checkpoint(run_dir)["config"], "config")
+    need = local_engine_bytes(graph, cfg)
+    nodes = graph.num_items + graph.num_contexts
+    # 8 neighbours (infer_top_k), width 16, 2 layers: 20 * 8 + 4 * 16 * 4 bytes a node
+    assert need == nodes * (20 * 8 + 4 * 16 * 4)
+    monkeypatch.setattr(job_module, "available_memory", lambda: 4 * need)
+    assert choose_engine("auto", graph, cfg, None)[0] == "local"
+    monkeypatch.setattr(job_module, "available_memory", lambda: 4 * need - 1)
+    engine, why = choose_engine("auto", graph, cfg, None)
+    assert engine == "ray" and "over 25%" in why
+    assert choose_engine("auto", graph, cfg, "ray://head:10001")[0] == "ray"
+    assert choose_engine("local", graph, cfg, "ray://head:10001") == (
+        "local",
+        "asked for",
+    )
+
+
+def test_auto_engine_writes_its_choice(run_dir, graph_dir, tmp_path):
+    manifest = embed(run_dir, graph_dir, tmp_path / "emb")  # auto, a tiny graph
+    assert manifest["engine"] == "local"
+    assert manifest["engine_reason"].startswith("auto: about")

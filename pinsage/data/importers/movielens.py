@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from pinsage.data.cold import with_cold_items
 from pinsage.data.folder import write_data_folder
 from pinsage.data.importers._common import is_up_to_date, read_source, source_digests
 from pinsage.errors import ConfigError, DataError
@@ -387,6 +388,8 @@ def import_movielens(
     *,
     test_fraction: float = 0.2,
     min_rating: float | None = None,
+    rating_weights: bool = True,
+    cold_items: float = 0.0,
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
@@ -398,8 +401,14 @@ def import_movielens(
         test_fraction: Share of each user's latest ratings held out in
             ``test.parquet``, in [0, 1).
         min_rating: Keep only ratings at or above it (the positives); ``None``
-            keeps every rating. The rating stays the interaction's weight.
-        seed: Seed of the random order that breaks timestamp ties in the split.
+            keeps every rating.
+        rating_weights: Keep the rating as the interaction's weight (default;
+            walks then follow well-rated movies more often); False: every kept
+            rating weighs 1 (no ``weight`` column).
+        cold_items: Share of the items made cold (`pinsage.data.cold`): the ones
+            first rated last lose their training ratings; 0 (default): none.
+        seed: Seed of the random order that breaks timestamp ties in the split
+            (and in the choice of cold items).
         overwrite: Rewrite ``out`` even when it already holds this import.
 
     Returns:
@@ -427,7 +436,9 @@ def import_movielens(
         "min_rating": min_rating,
         "seed": seed,
         "files": source_digests(raw),
-    }
+    } | ({"cold_items": cold_items} if cold_items else {})
+    if not rating_weights:
+        params["rating_weights"] = False
     if is_up_to_date(out, src, params, overwrite=overwrite):
         log.info("%s already holds this import of %s; nothing to do", out, src)
         return out
@@ -435,9 +446,13 @@ def import_movielens(
     ratings = _read_ratings(src / ratings_name, raw.pop(ratings_name), _RATINGS[layout])
     if min_rating is not None:
         ratings = _positives(src / ratings_name, ratings, min_rating)
+    if not rating_weights:
+        ratings = ratings.drop_columns(["weight"])
     items = _READ_MOVIES[layout](src / movies_name, raw.pop(movies_name))
     train, test = split_temporal(ratings, test_fraction, seed)
     tables = {"interactions": train, "test": test, "items": items}
+    if cold_items:
+        tables, _ = with_cold_items(tables, cold_items, seed, str(src))
     write_data_folder(out, tables, params, overwrite=True)
     log.info("imported %s (%s) in %.1fs", src, layout, time.perf_counter() - t0)
     return out

@@ -1,0 +1,31 @@
+"""Progress lines in a log: one per interval, with rate and time left."""
+
+import logging
+
+from pinsage.progress import ProgressLog
+
+
+def test_lines_every_interval_with_rate_and_eta(caplog, monkeypatch):
+    clock = iter([0.0, 10.0, 20.0, 40.0, 41.0, 70.0])
+    monkeypatch.setattr("pinsage.progress.time.perf_counter", lambda: next(clock))
+    log = logging.getLogger("test-progress")
+    progress = ProgressLog(log, "job", 100, every_s=30, always=True)  # t = 0
+    with caplog.at_level(logging.INFO, logger="test-progress"):
+        progress.update(10)  # t = 10: too soon
+        progress.update(20)  # t = 20: too soon
+        progress.update(40, "loss 1.0")  # t = 40: a line
+        progress.update(41)  # t = 41: too soon after the last
+        progress.update(70)  # t = 70: a line
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "job: 40/100 steps (40.0%), 1.0 steps/s, ETA 00:01:00; loss 1.0",
+        "job: 70/100 steps (70.0%), 1.0 steps/s, ETA 00:00:30",
+    ]
+
+
+def test_silent_on_a_terminal(caplog, monkeypatch):
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    progress = ProgressLog(logging.getLogger("t"), "job", 10, every_s=0)
+    with caplog.at_level(logging.INFO):
+        progress.update(5)
+    assert not caplog.records
