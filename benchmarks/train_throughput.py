@@ -4,12 +4,19 @@ sampling inline (0 workers), and with per-epoch neighbourhood tables instead of 
 per batch, on one synthetic graph and config, in one run. Prints JSON lines; the
 figures are medians of interleaved repeats.
 
-    python benchmarks/train_throughput.py [--steps 60] [--repeats 3]
+``--threads`` instead compares torch's own thread count (one per core) with the
+fitted one (`pinsage.threads`: the usable CPUs less the producer threads) on the demo
+config (`configs/demo.yaml`, its generated graph), idle and beside one competing
+CPU-bound process, in one run.
+
+    python benchmarks/train_throughput.py [--steps 60] [--repeats 3] [--threads]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import shutil
 import statistics
 import sys
@@ -19,6 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, LOADER_BATCH, emit, loader_workload, machine  # noqa: E402
 
+from pinsage.config import PipelineConfig  # noqa: E402
+from pinsage.data.synth import synthesize  # noqa: E402
+from pinsage.graph import build_graph  # noqa: E402
 from pinsage.train import train  # noqa: E402
 
 # name: (producers, producer kind, where neighbourhoods come from)
@@ -30,11 +40,57 @@ VARIANTS = {
 }
 
 
+def _spin() -> None:
+    """A competing CPU-bound process (another job on the same machine)."""
+    while True:
+        pass
+
+
+def thread_counts(steps: int, repeats: int) -> None:
+    """pairs/s of the demo config: torch's thread count against the fitted one."""
+    base = PipelineConfig()
+    data = synthesize(base.synth, CACHE / "threads-data")
+    graph = CACHE / "threads-graph"
+    build_graph(data / "interactions.parquet", graph, items=data / "items.parquet")
+    base = replace(base, train=replace(base.train, epochs=1, steps_per_epoch=steps))
+    variants = {"torch default": os.cpu_count(), "fitted": None}
+    for load in ("idle", "busy"):
+        spinner = multiprocessing.Process(target=_spin, daemon=True)
+        if load == "busy":
+            spinner.start()
+        results: dict[str, list[float]] = {name: [] for name in variants}
+        for repeat in range(repeats):
+            for name, threads in variants.items():  # interleaved
+                run = CACHE / f"threads-{repeat}"
+                shutil.rmtree(run, ignore_errors=True)
+                cfg = replace(base, train=replace(base.train, torch_threads=threads))
+                results[name].append(train(cfg, graph, run)["pairs_per_s"])
+                shutil.rmtree(run, ignore_errors=True)
+        if spinner.is_alive():
+            spinner.terminate()
+        default = statistics.median(results["torch default"])
+        for name, rates in results.items():
+            emit(
+                {
+                    "bench": "train_threads",
+                    "load": load,
+                    "variant": name,
+                    "pairs_per_s": statistics.median(rates),
+                    "vs_torch_default": round(statistics.median(rates) / default, 2),
+                    "machine": machine(),
+                }
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", action="store_true")
     args = parser.parse_args()
+    if args.threads:
+        thread_counts(args.steps, args.repeats)
+        return
     graph, base = loader_workload(args.steps)
     emit(
         {

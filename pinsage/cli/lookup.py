@@ -201,11 +201,13 @@ def serve_cmd(
 
 
 def _check_port_free(host: str, port: int) -> None:
-    """`ConfigError` (exit 2) when ``host:port`` cannot be bound, before uvicorn tries.
+    """`ConfigError` (exit 2) when ``host:port`` is taken, before the index loads.
 
     uvicorn would log the OS error and exit 3 after the index is loaded; a busy port
-    is the user's to change.
+    is the user's to change. Any other bind error (a host that is not this
+    machine's) is left to uvicorn to report.
     """
+    import errno
     import socket
 
     try:
@@ -214,7 +216,9 @@ def _check_port_free(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn
             probe.bind((host, port))
     except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            return
         raise ConfigError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc}); another "
-            "process holds the port: pass another --port, or stop that process."
+            f"cannot listen on {host}:{port} ({exc.strerror}); another process "
+            "holds the port: pass another --port, or stop that process."
         ) from exc

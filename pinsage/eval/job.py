@@ -34,6 +34,7 @@ from pinsage.infer.local import embed_all
 from pinsage.nn.features import FeatureStore
 from pinsage.sampler.table import neighborhood_table
 from pinsage.seeding import generator_for
+from pinsage.threads import fit_torch_threads
 from pinsage.train.checkpoint import load_checkpoint
 from pinsage.train.model import model_from_checkpoint
 
@@ -167,6 +168,7 @@ def evaluate_run(
     cfg = load_section(
         PipelineConfig, checkpoint["config"], f"{run_dir} checkpoint config"
     )
+    fit_torch_threads(cfg.train.torch_threads)
     graph = load_graph(graph_dir)
     model, store = model_from_checkpoint(checkpoint, cfg, graph, Path(run_dir))
     metrics = evaluator(graph, test_file, cfg, ks)(model, store)

@@ -5,7 +5,7 @@
     GET  /recommend/{user}?k=10 {"user": ID, "items": [...]}, training items left out
     POST /reload                {"path": "new/index"} (optional) -> swap indexes (admin)
     GET  /healthz               200 once an index is loaded
-    GET  /docs                  OpenAPI documentation
+    GET  /docs                  documentation, rendered offline from /openapi.json
 
 Errors are JSON (``{"detail": ...}``): 404 for an unknown item or user (or for
 /recommend on an index without context vectors), 422 for k outside 1..1000, an id
@@ -41,12 +41,13 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pinsage.errors import ConfigError, PinsageError
+from pinsage.index.api_docs import render_docs
 from pinsage.index.search import MAX_K, Index, NoContextsError, UnknownIdError
 
 __all__ = [
@@ -95,6 +96,50 @@ class SimilarRequest(BaseModel):
                 f"{len(self.items)} x {self.k}; split the batch"
             )
         return self
+
+
+class Neighbor(BaseModel):
+    """One found item and its cosine score."""
+
+    item: int | str
+    score: float
+
+
+class SimilarDocument(BaseModel):
+    """An item's nearest items, best first (never the item itself)."""
+
+    item: int | str
+    neighbors: list[Neighbor]
+
+
+class SimilarBatch(BaseModel):
+    """One document per requested item, in request order."""
+
+    results: list[SimilarDocument]
+
+
+class Recommendations(BaseModel):
+    """A user's best items, best first, its training items left out."""
+
+    user: int | str
+    items: list[Neighbor]
+
+
+class Health(BaseModel):
+    """The index being served."""
+
+    status: str
+    count: int
+    users: int
+    index: str
+
+
+class Reloaded(BaseModel):
+    """The index now served."""
+
+    status: str
+    count: int
+    index: str
 
 
 class ReloadRequest(BaseModel):
@@ -295,8 +340,16 @@ def create_app(
     current = _Current(index_dir, root)
     app = FastAPI(
         title="pinsage lookup",
-        description="Items similar to an item, from a PinSage embedding index.",
+        description="Items similar to an item, and items for a user, from a PinSage "
+        "embedding index.",
+        docs_url=None,  # Swagger UI loads from a CDN: served offline instead
+        redoc_url=None,
     )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(render_docs(app.openapi()))
+
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(UnknownIdError, _not_found)
@@ -309,7 +362,7 @@ def create_app(
 def _add_lookups(app: FastAPI, current: _Current) -> None:
     """The open endpoints: lookups and the health check."""
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health, summary="The index being served")
     async def healthz() -> dict:
         index = current.index
         users = 0 if index.contexts is None else len(index.contexts.ids)
@@ -320,24 +373,45 @@ def _add_lookups(app: FastAPI, current: _Current) -> None:
             "index": index.name,
         }
 
-    @app.get("/similar/{item}")
+    @app.get(
+        "/similar/{item}",
+        response_model=SimilarDocument,
+        summary="The k items most similar to an item",
+    )
     async def similar_one(item: _Id, k: _K = 10) -> dict:
+        """404 for an item the index does not hold."""
         return current.index.similar([item], k)[0]
 
-    @app.post("/similar")
+    @app.post(
+        "/similar",
+        response_model=SimilarBatch,
+        summary="The k most similar items of each of up to 1,000 items",
+    )
     def similar_batch(request: SimilarRequest) -> dict:
+        """404 for an unknown item; 422 when items x k exceeds 100,000."""
         return {"results": current.index.similar(request.items, request.k)}
 
-    @app.get("/recommend/{user}")
+    @app.get(
+        "/recommend/{user}",
+        response_model=Recommendations,
+        summary="The k best items for a user, its training items left out",
+    )
     async def recommend(user: _Id, k: _K = 10) -> dict:
+        """404 for an unknown user, or an index built without user vectors."""
         return current.index.recommendations([user], k)[0]
 
 
 def _add_admin(app: FastAPI, current: _Current, admin: object) -> None:
     """The admin endpoints, each behind the ``admin`` dependency."""
 
-    @app.post("/reload", dependencies=[Depends(admin)])
+    @app.post(
+        "/reload",
+        dependencies=[Depends(admin)],
+        response_model=Reloaded,
+        summary="Swap to another index folder under the index root (admin)",
+    )
     def reload(request: ReloadRequest | None = None) -> dict:
+        """401 without the token, 403 outside the root, 400 for a bad folder."""
         try:
             index = current.swap(request.path if request else None)
         except _OutsideRoot as exc:

@@ -38,6 +38,7 @@ from pinsage.infer.ray_engine import RayOptions, check_supported, embed_ray, ray
 from pinsage.nn.features import FeatureStore
 from pinsage.nn.model import PinSageModel
 from pinsage.sampler.table import neighborhood_table
+from pinsage.threads import fit_torch_threads
 from pinsage.train.checkpoint import latest_checkpoint, load_checkpoint
 from pinsage.train.model import model_from_checkpoint
 
@@ -287,6 +288,7 @@ def embed(
         log.info("%s already holds these embeddings; nothing to do", out)
         return existing
     model, store, cfg, checkpoint = trained_model(run_dir, graph, checkpoint_path)
+    fit_torch_threads(cfg.train.torch_threads)
     engine, why = choose_engine(engine, graph, cfg, options.address)
     log.info("embed: the %s engine (%s)", engine, why)
     if engine == "ray":

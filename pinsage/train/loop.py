@@ -29,6 +29,7 @@ from pinsage.errors import ConfigError, DataError, TrainingError
 from pinsage.graph.store import Graph, load_graph
 from pinsage.nn.features import FeatureStore, text_buckets_for
 from pinsage.progress import ProgressLog
+from pinsage.threads import fit_torch_threads
 from pinsage.train.batch import TrainBatch
 from pinsage.train.checkpoint import (
     check_graph,
@@ -358,6 +359,7 @@ def train(
             until_step=until_step,
             ray_address=ray_address,
         )
+    fit_torch_threads(cfg.train.torch_threads, producers=cfg.train.num_workers)
     return fit(
         cfg,
         graph_dir,

@@ -99,8 +99,8 @@ def spectral_id_init(model: PinSageModel, graph: Graph, seed: int) -> None:
     signals instead of noise. A model without an ID embedding is left as it is.
     """
     table = model.projector.emb_id
-    if table is None:
-        return
+    if table is None or min(graph.num_items, graph.num_contexts) < 2:
+        return  # no table, or no spectrum to speak of (ARPACK needs k < min(shape))
     csr = graph.csr
     r = interaction_matrix(csr.context_indptr, csr.context_indices, graph.num_items)
     values, vt = top_right_singular(

@@ -95,3 +95,25 @@ def test_scores_are_cosines(server, vectors):
     j = int(doc["neighbors"][0]["item"].split("-")[1])
     x = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     assert doc["neighbors"][0]["score"] == pytest.approx(float(x[0] @ x[j]), abs=1e-5)
+
+
+def test_docs_work_offline_and_the_schema_is_typed(server):
+    with httpx.Client(base_url=server) as client:
+        page = client.get("/docs")
+        schema = client.get("/openapi.json").json()
+    assert page.status_code == 200 and page.headers["content-type"].startswith(
+        "text/html"
+    )
+    html = page.text
+    assert "<script" not in html and "cdn" not in html.lower()  # nothing to fetch
+    for path, methods in schema["paths"].items():
+        for method, op in methods.items():
+            assert op["summary"] and op["summary"] in html
+            assert f"<code>{path}</code>" in html
+            ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+            assert "$ref" in ok  # a named response model, not a bare object
+    models = schema["components"]["schemas"]
+    assert {"SimilarDocument", "SimilarBatch", "Recommendations", "Health"} <= set(
+        models
+    )
+    assert set(models["SimilarDocument"]["properties"]) == {"item", "neighbors"}
