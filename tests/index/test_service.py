@@ -109,7 +109,7 @@ def test_docs_work_offline_and_the_schema_is_typed(server):
     for path, methods in schema["paths"].items():
         for method, op in methods.items():
             assert op["summary"] and op["summary"] in html
-            assert f"<code>{path}</code>" in html
+            assert f"{method.upper()}</span> <code>{path}</code>" in html
             ok = op["responses"]["200"]["content"]["application/json"]["schema"]
             assert "$ref" in ok  # a named response model, not a bare object
     models = schema["components"]["schemas"]
