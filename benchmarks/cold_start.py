@@ -8,9 +8,10 @@ genre tastes (`movielens_like.py`) through the MovieLens importer with
 an item's nearest warm item (by embedding) shares a genre, for cold items, warm items
 and a random warm item. 2 x 60 steps of 256 pairs; seed s generates the data and
 trains. Model options go as KEY=VALUE (YAML values), e.g. ``cold_dropout=0`` or
-``id_embedding=true``; ``--drop-features`` reruns with each feature column dropped in
-turn (the per-group ablation). Goal (issue 17): cold recall@20 >= half the warm one,
-cold share of the top-20 slots within 2x of their share of the test interactions.
+``id_embedding=false`` (features only); ``--drop-features`` reruns with each
+feature column dropped in turn (the per-group ablation). Goal (issue 17): cold
+recall@20 >= half the warm one, cold share of the top-20 slots within 2x of their
+share of the test interactions.
 Prints one JSON line per (variant, seed) (README "Cold start").
 
     python benchmarks/cold_start.py [--dataset synthetic|movielens-like]

@@ -28,6 +28,7 @@ from pinsage.errors import DataError
 
 __all__ = [
     "atomic_dir",
+    "file_sha256",
     "read_json",
     "remove_dead_leftovers",
     "remove_dead_leftovers_in",
@@ -191,3 +192,16 @@ def read_json(path: Path) -> dict:
             "with the command that wrote it (--overwrite), or restore it."
         )
     return value
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (files too big to read whole).
+
+    The one checksum of the project: sources in manifests, checkpoints in the
+    embeddings' manifest.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -92,7 +92,7 @@ def data_synth(out: Path, overwrite: bool, **params) -> None:
 )
 @click.option(
     "--test-fraction",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=click.FloatRange(0, 1, max_open=True),
     default=None,
     help="Share of each user's interactions held out as the test split (the latest "
     "where there are timestamps): movielens (default 0.2), parquet sources without "

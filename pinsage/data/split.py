@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pinsage.atomic import file_sha256
 from pinsage.data.contract import InteractionColumns, open_parquet
 from pinsage.data.folder import folder_params, write_data_folder
-from pinsage.data.importers._common import file_sha256
 from pinsage.errors import DataError
 
 __all__ = ["held_out_rows", "split_table", "split_validation"]

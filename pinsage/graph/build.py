@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from pinsage.atomic import atomic_dir, write_json
+from pinsage.atomic import atomic_dir, file_sha256, write_json
 from pinsage.data.contract import (
     BATCH_ROWS,
     InteractionColumns,
@@ -30,7 +30,6 @@ from pinsage.data.contract import (
     open_parquet,
     read_items,
 )
-from pinsage.data.importers._common import file_sha256
 from pinsage.errors import ConfigError, DataError
 from pinsage.graph.features import write_features
 from pinsage.graph.store import FORMAT_VERSION, CSRGraph, is_complete

@@ -13,7 +13,6 @@ place (`pinsage.atomic.atomic_dir`) by the job; this module writes its contents.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import write_json
+from pinsage.atomic import file_sha256, write_json
 from pinsage.errors import DataError
 
 __all__ = [
@@ -38,16 +37,6 @@ __all__ = [
 
 CONTEXTS_DIR = "contexts"
 ROWS_PER_PART = 262_144  # 64 MiB of 64-dim float32 per part: few files, small reads
-_HASH_BLOCK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def matrix_batches(

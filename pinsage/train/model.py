@@ -53,14 +53,14 @@ def _cold_dropout(cfg: PipelineConfig, graph: Graph) -> float:
 def build_model(cfg: PipelineConfig, graph: Graph, store: FeatureStore) -> PinSageModel:
     """The model of ``cfg.model`` with ``cfg.sampler.num_layers`` convolutions.
 
-    The per-item ID embedding is on when asked, and by default exactly when the graph
-    has no item features (then it is the only input). The ID rows of items without
+    The per-item ID embedding is on unless ``model.id_embedding`` is false (with no
+    item features it is the only input). The ID rows of items without
     interactions in ``graph`` start at zero: training never meets those items (they
     are drawn as no negatives), so the rows stay zero and such items (cold start) are
     embedded from their features, not from random noise.
     """
     m = cfg.model
-    id_embedding = m.id_embedding if m.id_embedding is not None else not graph.features
+    id_embedding = m.id_embedding if m.id_embedding is not None else True
     # The store was tokenised with m.text_buckets; the projector takes its size from it.
     projector = FeatureProjector.from_store(store, m.dim, id_embedding=id_embedding)
     model = PinSageModel(

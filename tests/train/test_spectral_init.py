@@ -48,6 +48,7 @@ def test_training_starts_from_the_spectrum_and_resumes_exactly(id_graph_dir, tmp
     for name, tensor in a["model"].items():
         torch.testing.assert_close(tensor, b["model"][name], rtol=0, atol=0)
     plain = tiny_config(epochs=1, steps_per_epoch=2)
+    plain = replace(plain, model=replace(plain.model, id_init="normal"))
     train(plain, id_graph_dir, tmp_path / "c")
     key = "projector.emb_id.weight"
     c = load_checkpoint(tmp_path / "c")

@@ -38,9 +38,9 @@ def _check_options(
             "parquet: one holding interactions.parquet, and optionally test.parquet "
             "and items.parquet): pass the folder."
         )
-    if test_fraction is not None and not 0.0 < test_fraction < 1.0:
-        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    if test_fraction is not None and fmt == "lightgcn":
+    if test_fraction is not None and not 0.0 <= test_fraction < 1.0:
+        raise ConfigError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    if test_fraction and fmt == "lightgcn":
         raise ConfigError(
             "the lightgcn format brings its own test split (test.txt); leave "
             "--test-fraction out."
@@ -95,7 +95,9 @@ def import_folder(
         return import_movielens(
             src,
             out,
-            test_fraction=test_fraction or MOVIELENS_TEST_FRACTION,
+            test_fraction=(
+                MOVIELENS_TEST_FRACTION if test_fraction is None else test_fraction
+            ),
             min_rating=min_rating,
             rating_weights=rating_weights,
             cold_items=cold_items,

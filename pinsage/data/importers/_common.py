@@ -8,7 +8,7 @@ from pathlib import Path
 from pinsage.data.folder import folder_params
 from pinsage.errors import DataError
 
-__all__ = ["file_sha256", "is_up_to_date", "read_source", "source_digests"]
+__all__ = ["is_up_to_date", "read_source", "source_digests"]
 
 
 def read_source(path: Path) -> bytes:
@@ -23,15 +23,6 @@ def read_source(path: Path) -> bytes:
         raise DataError(
             f"{path} cannot be read ({exc}); check its permissions."
         ) from exc
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, streamed in 1 MiB chunks (for files too big to read whole)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def source_digests(sources: dict[str, bytes]) -> dict[str, str]:

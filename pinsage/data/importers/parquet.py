@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import atomic_dir, write_json
+from pinsage.atomic import atomic_dir, file_sha256, write_json
 from pinsage.data.cold import with_cold_items
 from pinsage.data.contract import (
     InteractionColumns,
@@ -23,7 +23,7 @@ from pinsage.data.contract import (
     read_items,
 )
 from pinsage.data.folder import ROW_GROUP_ROWS
-from pinsage.data.importers._common import file_sha256, is_up_to_date
+from pinsage.data.importers._common import is_up_to_date
 from pinsage.data.split import split_table
 from pinsage.errors import ConfigError
 
@@ -106,7 +106,7 @@ def import_parquet(
     ]
     if "interactions" not in names:
         open_parquet(src / "interactions.parquet", "interactions")  # raises DataError
-    if test_fraction is not None and "test" in names:
+    if test_fraction and "test" in names:
         raise ConfigError(
             f"{src} already holds test.parquet; leave --test-fraction out to keep "
             "that split, or remove the file to hold out a share instead."
@@ -116,7 +116,7 @@ def import_parquet(
         "columns": vars(columns),
         "files": {n: file_sha256(src / f"{n}.parquet") for n in names},
     } | ({"cold_items": cold_items, "seed": seed} if cold_items else {})
-    if test_fraction is not None:
+    if test_fraction:
         params |= {"test_fraction": test_fraction, "seed": seed}
     if is_up_to_date(out, src, params, overwrite=overwrite):
         log.info("%s already holds this import; nothing to do", out)
@@ -132,7 +132,7 @@ def import_parquet(
                 src / "test.parquet", tmp / "test.parquet", columns
             )
             tables["test"] = {"rows": rows}
-        if test_fraction is not None:
+        if test_fraction:
             tables |= _split_test(tmp, test_fraction, seed)
             names.append("test")
         if "items" in names:
