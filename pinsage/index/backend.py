@@ -14,6 +14,10 @@ import functools
 import logging
 from collections.abc import Iterator
 
+# FAISS's loader logs every CPU-feature probe at INFO (seven lines before a `query`
+# answers, now that the CLI configures logging before FAISS is imported).
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
 try:
     import faiss
 except ImportError as exc:  # neither extra installed
