@@ -29,3 +29,33 @@ def test_silent_on_a_terminal(caplog, monkeypatch):
     with caplog.at_level(logging.INFO):
         progress.update(5)
     assert not caplog.records
+
+
+def test_the_neighbourhood_table_reports_in_a_log(monkeypatch, caplog):
+    import functools
+
+    import pinsage.sampler.table as table
+    from pinsage.config import SamplerConfig
+    from pinsage.graph.store import CSRGraph
+    from pinsage.sampler.walks import Neighbors
+
+    every = functools.partial(ProgressLog, every_s=0, always=True)
+    monkeypatch.setattr(table, "ProgressLog", every)
+    monkeypatch.setattr(table, "CHUNK", 2)
+    import torch
+
+    # 3 items, 2 contexts: context 0 has items 0, 1; context 1 has items 1, 2.
+    graph = CSRGraph.from_arrays(
+        item_indptr=torch.tensor([0, 1, 3, 4]),
+        item_indices=torch.tensor([0, 0, 1, 1], dtype=torch.int32),
+        item_weights=torch.ones(4),
+        context_indptr=torch.tensor([0, 2, 4]),
+        context_indices=torch.tensor([0, 1, 1, 2], dtype=torch.int32),
+        context_weights=torch.ones(4),
+    )
+    with caplog.at_level(logging.INFO):
+        nbrs = table.neighborhood_table(graph, SamplerConfig(num_walks=5, top_k=2))
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(ln.startswith("item neighbourhoods: 2/3 nodes") for ln in lines)
+    assert any(ln.startswith("item neighbourhoods: 3/3 nodes") for ln in lines)
+    assert isinstance(nbrs, Neighbors) and nbrs.ids.shape == (3, 2)

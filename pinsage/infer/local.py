@@ -13,16 +13,21 @@ be 26 GB at a million items, T = 50, width 128).
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import Tensor
 
 from pinsage.nn.conv import PinSageConv
 from pinsage.nn.features import FeatureStore
 from pinsage.nn.model import PinSageModel
+from pinsage.progress import ProgressLog
 from pinsage.sampler.blocks import Block
 from pinsage.sampler.walks import Neighbors
 
 __all__ = ["CHUNK_EDGES", "embed_all", "table_block"]
+
+log = logging.getLogger(__name__)
 
 CHUNK_EDGES = 1 << 20  # gathered messages of a chunk: 512 MB at width 128
 
@@ -81,7 +86,9 @@ def _convolve(
     sources = conv.sources(h_src)  # each source's terms, once
     rows = max(1, CHUNK_EDGES // max(1, table.ids.shape[1]))
     out = []
+    progress = ProgressLog(log, "embedding layer", table.ids.shape[0], unit="nodes")
     for lo in range(0, table.ids.shape[0], rows):
+        progress.update(lo)
         chunk = Neighbors(*(part[lo : lo + rows] for part in table))
         block = table_block(chunk, h_src.shape[0])  # destinations local to the chunk
         out.append(
