@@ -21,6 +21,7 @@ Prints one JSON line per (variant, seed) (README "Cold start").
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -172,7 +173,7 @@ def main() -> None:
         "--drop-features", action="store_true", help="each feature column dropped"
     )
     args = parser.parse_args()
-    torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     model = {
         key: yaml.safe_load(value)
         for key, _, value in (item.partition("=") for item in args.model)

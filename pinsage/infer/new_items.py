@@ -45,6 +45,7 @@ from pinsage.nn.model import PinSageModel
 from pinsage.sampler.blocks import build_blocks
 from pinsage.sampler.table import CHUNK, neighborhood_table
 from pinsage.sampler.walks import Neighbors
+from pinsage.threads import fit_torch_threads
 
 __all__ = ["embed_new_items"]
 
@@ -115,7 +116,7 @@ def _new_pairs(
     return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
 
 
-def extended_graph(
+def _extended_graph(
     csr: CSRGraph, num_new: int, context: np.ndarray, new: np.ndarray, w: np.ndarray
 ) -> CSRGraph:
     """``csr`` with ``num_new`` items appended (index I + j) and their edges.
@@ -298,6 +299,7 @@ def embed_new_items(
         log.info("%s already holds these new items' embeddings; nothing to do", out)
         return existing
     model, store, cfg, checkpoint = trained_model(run_dir, graph, path)
+    fit_torch_threads(cfg.train.torch_threads)  # as `embed` does
     columns = InteractionColumns(**graph.manifest["options"]["columns"])
     catalogue = _catalogue(graph, Path(items), columns.item)
     new_ids = catalogue.column("item").combine_chunks()
@@ -307,7 +309,7 @@ def embed_new_items(
     )
     _grow_id_rows(model, num_new)
     pairs = _new_pairs(graph, sources.get("interactions"), new_ids, columns)
-    csr = extended_graph(graph.csr, num_new, *pairs)
+    csr = _extended_graph(graph.csr, num_new, *pairs)
     phases.done("load")
     seeds = torch.arange(graph.num_items, graph.num_items + num_new)
     neighbors = _ChunkedNeighbors(csr, cfg.sampler.for_inference())

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from pinsage.config import PipelineConfig
 from pinsage.errors import ConfigError, PinsageError
 from pinsage.graph.store import load_graph
 from pinsage.infer.ray_engine import RayOptions, ray_session
+from pinsage.threads import usable_cpus
 from pinsage.train.ddp import DDPReplica
 from pinsage.train.loop import fit, resolve_device, resume_checkpoint
 
@@ -101,9 +101,10 @@ def train_distributed(
     a local Ray started here with ``workers`` CPUs and no dashboard (shut down at the
     end). ``device``: ``auto`` puts each worker on a GPU when this machine has CUDA,
     ``cuda`` asks for GPU workers, ``cpu`` for CPU ones. ``evaluate`` travels to the
-    workers by pickle and runs on rank 0. ``torch_threads`` per worker (None: this
-    machine's cores / ``workers``, so the workers do not oversubscribe a shared
-    machine). ``verify_every``: see `DDPReplica`. Returns the last metrics record.
+    workers by pickle and runs on rank 0. ``torch_threads`` per worker (None:
+    ``train.torch_threads``, else the CPUs this process may use / ``workers``, so
+    the workers do not oversubscribe a shared machine). ``verify_every``: see
+    `DDPReplica`. Returns the last metrics record.
     """
     if workers < 2:
         raise ConfigError(f"train_distributed needs workers >= 2, got {workers}")
@@ -111,7 +112,11 @@ def train_distributed(
     # Fail here, with the loop's own messages, not inside N worker processes.
     resume_checkpoint(out, cfg, load_graph(graph_dir), resume, workers)
     use_gpu = resolve_device(device).type == "cuda"
-    threads = torch_threads or max(1, (os.cpu_count() or 1) // workers)
+    # The CPUs this process may use (affinity, cgroup quota; `pinsage.threads`),
+    # shared by the workers, unless the call or train.torch_threads says.
+    threads = (
+        torch_threads or cfg.train.torch_threads or max(1, usable_cpus() // workers)
+    )
     config = {
         "cfg": cfg,
         "graph_dir": graph_dir,
