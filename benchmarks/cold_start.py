@@ -33,7 +33,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, emit, machine  # noqa: E402
+from common import CACHE, ONE_CLUSTER_EACH, emit, machine  # noqa: E402
 from movielens_like import write_movielens_like  # noqa: E402
 
 from pinsage.config import (  # noqa: E402
@@ -73,6 +73,7 @@ def make_data(dataset: str, seed: int, cold: float, root: Path) -> Path:
             num_clusters=10,
             cold_items=cold,
             seed=seed,
+            **ONE_CLUSTER_EACH,
         )
         return synthesize(synth, root / f"data-{seed}")
     src = write_movielens_like(root / f"movielens-{seed}", seed=seed)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, emit, machine  # noqa: E402
+from common import CACHE, ONE_CLUSTER_EACH, emit, machine  # noqa: E402
 
 # Edges per item and per user, as in the sampler benchmark's graphs.
 EDGES_PER_ITEM, EDGES_PER_USER = 25, 50
@@ -55,6 +55,7 @@ def _data(num_edges: int) -> Path:
         num_clusters=50,
         test_fraction=0.0,
         seed=1,
+        **ONE_CLUSTER_EACH,
     )
     t0 = time.perf_counter()
     out = synthesize(cfg, CACHE / f"build-data-{num_edges}")

@@ -3,18 +3,22 @@
 Gowalla (``--dataset gowalla``, the LightGCN split under ``--data``, default
 ../shared/data; said so when missing) or a synthetic graph with planted clusters
 (``--dataset synthetic``: 20k items, 10k users, 400k interactions, 20 clusters, item
-features). Each variant and seed is `pinsage pipeline` under .bench/: a validation
-split carved from the training interactions (``data.validation_share`` of each
-user's), training on the rest with validation recall@20 after every epoch (the
-learning curve), then the test file read once, on the full training graph. The
+features), or MovieLens-format files with genre tastes (``--dataset movielens-like``:
+`movielens_like.py`'s 3,000 movies and 150,000 ratings through the MovieLens importer
+with ``configs/movielens.yaml``: ratings >= 4, a temporal split, the newest 10% of
+movies cold, so their figures come from features alone). Each variant and seed is
+`pinsage pipeline` under .bench/: a validation split carved from the training
+interactions (``data.validation_share`` of each user's), training on the rest with
+validation recall@20 after every epoch (the learning curve), then the test file read
+once, on the full training graph. The
 baselines (popularity, cosine item-kNN, GF-CF) are ranked on the same graph and test
 file in the same invocation. ``--served`` also embeds every node, builds the FAISS
 index and measures recall@20 of `Index.recommend`, which must match the evaluation.
 
-    python benchmarks/quality.py [--dataset gowalla|synthetic] [--data DIR]
-        [--config FILE] [--set section.key=value ...] [--epochs N] [--steps N]
-        [--seeds N] [--ablation [--only VARIANT ...]] [--served] [--no-baselines]
-        [--selection]
+    python benchmarks/quality.py [--dataset gowalla|synthetic|movielens-like]
+        [--data DIR] [--config FILE] [--set section.key=value ...]
+        [--epochs N] [--steps N] [--seeds N] [--ablation [--only VARIANT ...]]
+        [--served] [--no-baselines] [--selection]
 
 ``--selection`` is for choosing a setting: it trains and reports the validation
 curve only, and never reads the test file (nor ranks the baselines on it).
@@ -38,7 +42,8 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, emit, machine  # noqa: E402
+from common import CACHE, ONE_CLUSTER_EACH, emit, machine  # noqa: E402
+from movielens_like import write_movielens_like  # noqa: E402
 
 from pinsage.config import (  # noqa: E402
     BASELINES,
@@ -55,8 +60,14 @@ from pinsage.report.published import GOWALLA  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTHETIC = SynthConfig(
-    num_items=20_000, num_users=10_000, num_edges=400_000, num_clusters=20, seed=1
+    num_items=20_000,
+    num_users=10_000,
+    num_edges=400_000,
+    num_clusters=20,
+    seed=1,
+    **ONE_CLUSTER_EACH,
 )
+MOVIELENS_COLD = 0.1  # share of the newest movies made cold (--dataset movielens-like)
 ABLATIONS = {  # the PinSage paper's: pooling, the hard-negative curriculum, top-T
     "mean-pooling": "model.aggregator=mean",
     "no-hard-negatives": "train.max_hard_negatives=0",
@@ -83,6 +94,11 @@ def _config(args) -> PipelineConfig | None:
             return None
         cfg = load_config(args.config or ROOT / "configs" / "gowalla.yaml")
         data = replace(cfg.data, path=str(source), format="lightgcn")
+        cfg = replace(cfg, data=data)
+    elif args.dataset == "movielens-like":
+        source = write_movielens_like(CACHE / "movielens-like-s0", seed=0)
+        cfg = load_config(args.config or ROOT / "configs" / "movielens.yaml")
+        data = replace(cfg.data, path=str(source), cold_items=MOVIELENS_COLD)
         cfg = replace(cfg, data=data)
     else:
         cfg = load_config(
@@ -154,6 +170,8 @@ def run_variant(cfg: PipelineConfig, name: str, seed: int, args) -> dict:
         return record
     result = json.loads((root / "run/eval.json").read_text())
     record |= {k: round(result[k], 4) for k in ("recall@20", "ndcg@20")}
+    cold = ("warm_recall@20", "cold_recall@20", "cold_top_share@20", "cold_test_share")
+    record |= {k: round(result[k], 4) for k in cold if k in result}
     if args.served:
         run_pipeline(cfg, root, stages=("embed", "index"))
         record["served_recall@20"] = round(served_recall(root), 4)
@@ -163,7 +181,9 @@ def run_variant(cfg: PipelineConfig, name: str, seed: int, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--dataset", choices=["gowalla", "synthetic"], default="gowalla"
+        "--dataset",
+        choices=["gowalla", "synthetic", "movielens-like"],
+        default="gowalla",
     )
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--config", type=Path, default=None)

@@ -42,31 +42,49 @@ def _sample_items(graph_degrees: np.ndarray, rng: np.random.Generator) -> np.nda
 
 
 class _Catalogue:
-    """Planted cluster and features of every item, for printing and judging."""
+    """Planted cluster (and sub-cluster) and features of every item, for judging."""
 
     def __init__(self, data_dir: Path) -> None:
         meta = pq.read_table(
             data_dir / "items.parquet", columns=["item", "category", "title"]
         )
         meta = meta.join(pq.read_table(data_dir / "item_clusters.parquet"), "item")
+        self.has_sub = "subcluster" in meta.column_names
         self.info = {row["item"]: row for row in meta.to_pylist()}
 
     def describe(self, item) -> str:
         row = self.info[item]
-        return f"cluster {row['cluster']:>2}  {row['category']:<6} '{row['title']}'"
+        sub = f".{row['subcluster']}" if self.has_sub else ""
+        group = f"{row['cluster']:>2}{sub}"
+        return f"cluster {group}  {row['category']:<6} '{row['title']}'"
 
-    def same_cluster(self, a, b) -> bool:
-        return self.info[a]["cluster"] == self.info[b]["cluster"]
+    def group(self, item, sub: bool = False) -> tuple:
+        """The item's planted cluster, or (cluster, sub-cluster) with ``sub``."""
+        row = self.info[item]
+        return (row["cluster"], row["subcluster"] if sub else None)
 
-    def chance(self, seeds: list) -> float:
-        """Share of the other items in a seed's cluster (a random pick's odds)."""
+    def chance(self, seeds: list, sub: bool = False) -> float:
+        """Share of the other items in a seed's group (a random pick's odds)."""
         sizes: dict = {}
-        for row in self.info.values():
-            sizes[row["cluster"]] = sizes.get(row["cluster"], 0) + 1
+        for item in self.info:
+            key = self.group(item, sub)
+            sizes[key] = sizes.get(key, 0) + 1
         others = len(self.info) - 1
-        return float(
-            np.mean([(sizes[self.info[s]["cluster"]] - 1) / others for s in seeds])
-        )
+        return float(np.mean([(sizes[self.group(s, sub)] - 1) / others for s in seeds]))
+
+    def shared(self, pairs: list[tuple], seeds: list) -> str:
+        """How many (item, seed) pairs share the planted cluster (and sub-cluster).
+
+        Each beside the chance of a random item doing so.
+        """
+        parts = []
+        for sub, what in ((False, "cluster"), (True, "sub-cluster")):
+            if sub and not self.has_sub:
+                continue
+            hits = sum(self.group(a, sub) == self.group(b, sub) for a, b in pairs)
+            odds = 100 * self.chance(seeds, sub)
+            parts.append(f"{hits}/{len(pairs)} share the {what} (chance {odds:.0f}%)")
+        return "; ".join(parts)
 
 
 def _print_quality(run_dir: Path, echo) -> None:
@@ -82,7 +100,7 @@ def _print_quality(run_dir: Path, echo) -> None:
 
 
 def _print_neighborhoods(doc: dict, cat: _Catalogue, echo) -> None:
-    same = total = 0
+    pairs = []
     for entry in doc["seeds"]:
         seed = entry["item"]
         echo(f"\nitem {seed}  ({cat.describe(seed)})")
@@ -91,29 +109,22 @@ def _print_neighborhoods(doc: dict, cat: _Catalogue, echo) -> None:
         for n in entry["neighbors"][:NEIGHBORS_SHOWN]:
             counts = f"visits {n['visits']:>4}  alpha {n['weight']:.3f}"
             echo(f"    {n['item']!s:>7}  {counts}  {cat.describe(n['item'])}")
-        same += sum(cat.same_cluster(n["item"], seed) for n in entry["neighbors"])
-        total += len(entry["neighbors"])
-    chance = f"chance {100 * cat.chance([e['item'] for e in doc['seeds']]):.0f}%"
-    echo(
-        f"\n{same}/{total} sampled neighbours share their seed's planted cluster "
-        f"({chance})"
-    )
+        pairs += [(n["item"], seed) for n in entry["neighbors"]]
+    seeds = [entry["item"] for entry in doc["seeds"]]
+    echo(f"\nsampled neighbours of their seed: {cat.shared(pairs, seeds)}")
 
 
 def _print_nearest(
     items: list, nearest: list[list], scores: np.ndarray, cat: _Catalogue, echo
 ) -> None:
-    same = 0
+    pairs = []
     echo("\nnearest items by the trained embeddings (looked up in the FAISS index):")
     for seed, row, row_scores in zip(items, nearest, scores, strict=True):
         echo(f"\nitem {seed}  ({cat.describe(seed)})")
         for item, score in zip(row, row_scores.tolist(), strict=True):
-            same += cat.same_cluster(item, seed)
+            pairs.append((item, seed))
             echo(f"    {item!s:>7}  score {score:.3f}  {cat.describe(item)}")
-    echo(
-        f"\n{same}/{scores.size} nearest items share their seed's planted cluster "
-        f"(chance {100 * cat.chance(items):.0f}%)"
-    )
+    echo(f"\nnearest items of their seed: {cat.shared(pairs, items)}")
 
 
 def run_demo(

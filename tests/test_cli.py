@@ -1,4 +1,5 @@
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -109,6 +110,10 @@ def test_synth_deterministic_and_planted_structure(tmp_path, monkeypatch, capsys
                 "8000",
                 "--clusters",
                 "5",
+                "--interests",  # one cluster a user: its share is checked below
+                "1",
+                "--subclusters",
+                "1",
                 "--seed",
                 "3",
             ],
@@ -158,7 +163,13 @@ def test_synth_in_cluster_share_when_sparse():
 
     t = synthesize_tables(
         SynthConfig(
-            num_items=20000, num_users=400, num_edges=6000, num_clusters=5, zipf=0.5
+            num_items=20000,
+            num_users=400,
+            num_edges=6000,
+            num_clusters=5,
+            zipf=0.5,
+            interests=1,
+            subclusters=1,
         )
     )
     item_cluster = dict(zip(*t["item_clusters"].to_pydict().values(), strict=True))
@@ -173,11 +184,55 @@ def test_synth_in_cluster_share_when_sparse():
     assert sum(inside) / len(inside) == pytest.approx(0.85 + 0.15 / 5, abs=0.02)
 
 
+def test_synth_overlapping_interests_and_subclusters():
+    from pinsage.data.synth import synthesize_tables
+
+    cfg = SynthConfig(
+        num_items=20000,
+        num_users=400,
+        num_edges=6000,
+        num_clusters=5,
+        zipf=0.0,  # flat popularity: a sub-cluster holds 1/4 of its cluster's draws
+        interests=2,
+        subclusters=4,
+        in_subcluster=0.6,
+    )
+    t = synthesize_tables(cfg)
+    items = t["item_clusters"].to_pydict()
+    groups = zip(items["cluster"], items["subcluster"], strict=True)
+    item_group = dict(zip(items["item"], groups, strict=True))
+    users = t["user_clusters"].to_pylist()
+    tastes = {
+        u["user"]: dict(zip(u["interests"], u["preferred_subclusters"], strict=True))
+        for u in users
+    }
+    assert all(len(set(mine)) == 2 for mine in tastes.values())  # distinct clusters
+    assert all(u["interests"][0] == u["cluster"] for u in users)  # own one first
+    inside = focused = 0
+    pairs = zip(
+        t["interactions"]["user"].to_pylist(),
+        t["interactions"]["item"].to_pylist(),
+        strict=True,
+    )
+    for user, item in pairs:
+        cluster, sub = item_group[item]
+        if cluster in tastes[user]:
+            inside += 1
+            focused += sub == tastes[user][cluster]
+    total = t["interactions"].num_rows
+    # In one of the user's 2 clusters: 0.85, plus a random cluster landing there.
+    assert inside / total == pytest.approx(0.85 + 0.15 * 2 / 5, abs=0.02)
+    # Of the 0.85 aimed at a user's cluster, 0.6 go to the preferred sub-cluster
+    # and the rest hit it 1 in 4; so do the 0.06 random draws that land there.
+    want = (0.85 * (0.6 + 0.4 / 4) + 0.06 / 4) / 0.91
+    assert focused / inside == pytest.approx(want, abs=0.03)
+
+
 def test_synth_rejects_impossible_density():
     from pinsage.errors import ConfigError
 
     with pytest.raises(ConfigError, match="half of all"):
-        SynthConfig(num_items=10, num_users=10, num_edges=80)
+        SynthConfig(num_items=10, num_users=10, num_edges=80, subclusters=1)
 
 
 def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch, capsys):
@@ -196,17 +251,24 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch, capsys):
         and "nearest items by the trained" in out
     )
     lines = out.strip().splitlines()
-    same, total = map(
-        int,
-        [ln for ln in lines if "sampled neighbours share" in ln][0]
-        .split()[0]
-        .split("/"),
-    )
-    assert same / total > 0.5  # planted clusters show in the neighbourhoods
-    same, total = map(int, lines[-1].split()[0].split("/"))
-    assert total == 15 and same / total > 0.5  # ... and in the trained embeddings
-    chance = float(lines[-1].split("(chance ")[1].rstrip("%)")) / 100
-    assert same / total > 2 * chance  # 5 clusters: a random item shares one in ~5
+    shared = {
+        line.split(":")[0]: re.findall(
+            r"(\d+)/(\d+) share the ([\w-]+) \(chance (\d+)%\)", line
+        )
+        for line in lines
+        if " of their seed: " in line
+    }
+    for what in ("sampled neighbours of their seed", "nearest items of their seed"):
+        found = {kind: (int(a), int(b), int(c)) for a, b, kind, c in shared[what]}
+        # Planted clusters and sub-clusters show in the neighbourhoods (which also
+        # reach users' second interests) and the trained embeddings, each well
+        # above a random item's odds.
+        for kind in ("cluster", "sub-cluster"):
+            same, total, chance = found[kind]
+            assert same / total > 2 * chance / 100, (what, kind)
+        if what.startswith("nearest"):
+            assert found["cluster"][0] / found["cluster"][1] > 0.5
+    assert shared["nearest items of their seed"][0][1] == "15"
     result = json.loads((tmp_path / "demo/run/eval.json").read_text())
     rows = {ln.split()[0]: ln.split()[-2:] for ln in lines if ln.startswith("    ")}
     assert rows["PinSage"] == [f"{result['recall@20']:.4f}", f"{result['ndcg@20']:.4f}"]

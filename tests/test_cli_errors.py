@@ -60,6 +60,14 @@ def _interactions_cases(tmp):
             None,
             ["'user'", "null", "row 1"],
         ),
+        "null ids in both columns": (  # both named at once, not one per run
+            _write(tmp / "n2.parquet", user=[1, None, 3], item=[None, 2, None]),
+            None,
+            [
+                "'user' has 1 null ids (first at row 1)",
+                "'item' has 2 null ids (first at row 0)",
+            ],
+        ),
         "zero weight": (
             _write(tmp / "z.parquet", user=[1, 2], item=[1, 2], weight=[1.0, 0.0]),
             None,
@@ -122,6 +130,7 @@ def _interactions_cases(tmp):
         "list ids",
         "string weights",
         "null ids",
+        "null ids in both columns",
         "zero weight",
         "nan weight",
         "empty",

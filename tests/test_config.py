@@ -40,10 +40,17 @@ def test_bad_train_choice_names_the_choices():
 
 
 def test_inference_sampler_overrides_only_what_is_set():
-    cfg = SamplerConfig(num_walks=50, top_k=20, seed=4)
+    cfg = SamplerConfig(
+        num_walks=50, top_k=20, seed=4, infer_num_walks=None, infer_top_k=None
+    )
     assert cfg.for_inference() == cfg
-    wide = SamplerConfig(num_walks=50, top_k=20, seed=4, infer_top_k=400)
+    wide = SamplerConfig(
+        num_walks=50, top_k=20, seed=4, infer_num_walks=None, infer_top_k=400
+    )
     assert (wide.for_inference().num_walks, wide.for_inference().top_k) == (50, 400)
+    # The defaults widen both at inference (a user pools its history).
+    default = SamplerConfig().for_inference()
+    assert (default.num_walks, default.top_k) == (500, 200)
     assert wide.for_inference().seed == 4
 
 

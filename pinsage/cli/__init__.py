@@ -60,7 +60,7 @@ COMMANDS = {
     "embed": (
         "infer",
         "embed_cmd",
-        "Embed every item (and context) of a graph with a trained run.",
+        "Embed every item (and user) of a graph with a trained run.",
     ),
     "index": (
         "lookup",

@@ -29,7 +29,13 @@ __all__ = ["embed_cmd"]
     default=None,
     help="Run on this Ray cluster (default: a local Ray started in-process).",
 )
-@click.option("--contexts", is_flag=True, help="Also write context (user) vectors.")
+@click.option(
+    "--users",
+    "--contexts",
+    "contexts",
+    is_flag=True,
+    help="Also write user vectors (the graph's contexts).",
+)
 @click.option(
     "--items",
     "new_items",
@@ -56,7 +62,7 @@ def embed_cmd(
     new_interactions: Path | None,
     overwrite: bool,
 ) -> None:
-    """Embed every item (and context) of a graph with a trained run.
+    """Embed every item (and user) of a graph with a trained run.
 
     With --items, embed only items that arrived after training (no retraining; the
     local engine); `pinsage index add` then puts them in an index.
@@ -92,7 +98,7 @@ def _embed_new(
     overwrite: bool,
 ) -> None:
     if contexts:
-        raise click.UsageError("--contexts does not go with --items (items only).")
+        raise click.UsageError("--users does not go with --items (items only).")
     from pinsage.infer.new_items import embed_new_items
 
     manifest = embed_new_items(

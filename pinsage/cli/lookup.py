@@ -44,7 +44,7 @@ def index() -> None:
     type=click.Path(path_type=Path),
     default=None,
     help="Graph whose training items recommendations leave out (default: the one "
-    "the embeddings came from; used only when they hold context vectors).",
+    "the embeddings came from; used only when they hold user vectors).",
 )
 @click.option("--overwrite", is_flag=True, help="Rebuild a complete index.")
 def build_cmd(
@@ -99,8 +99,8 @@ def add_cmd(index_dir: Path, embeddings: Path, out: Path | None) -> None:
 @click.option(
     "--user",
     default=None,
-    help="A user (context) id to recommend items to, its training items left out "
-    "(needs context vectors: `pinsage embed --contexts`).",
+    help="A user id to recommend items to, its training items left out "
+    "(needs user vectors: `pinsage embed --users`).",
 )
 @click.option("-k", type=click.IntRange(1, MAX_K), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")

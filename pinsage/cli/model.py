@@ -101,7 +101,14 @@ def train_cmd(
 @click.command("eval")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--graph", "graph_dir", type=click.Path(path_type=Path), required=True)
-@click.option("--test", "test_file", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--test",
+    "test_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Held-out interactions; default GRAPH/test.parquet (`graph build "
+    "--test-fraction`).",
+)
 @click.option(
     "--k",
     "ks",
@@ -122,7 +129,7 @@ def train_cmd(
 def eval_cmd(
     run_dir: Path,
     graph_dir: Path,
-    test_file: Path,
+    test_file: Path | None,
     ks: tuple[int, ...],
     baselines: str,
     as_json: bool,
@@ -137,6 +144,13 @@ def eval_cmd(
             f"unknown {unknown}; choose from {','.join(BASELINES)}",
             param_hint="--baselines",
         )
+    if test_file is None:
+        test_file = graph_dir / "test.parquet"
+        if not test_file.exists():
+            raise click.UsageError(
+                f"{graph_dir} holds no test split: pass --test FILE, or build the "
+                "graph with --test-fraction."
+            )
     metrics = evaluate_run(run_dir, graph_dir, test_file, sorted(set(ks)), names)
     if as_json:
         click.echo(json.dumps(metrics))

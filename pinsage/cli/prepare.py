@@ -59,6 +59,27 @@ def data() -> None:
     show_default=True,
 )
 @click.option(
+    "--interests",
+    type=click.IntRange(1),
+    default=SynthConfig.interests,
+    show_default=True,
+    help="Clusters each user is drawn to (its own and others).",
+)
+@click.option(
+    "--subclusters",
+    type=click.IntRange(1),
+    default=SynthConfig.subclusters,
+    show_default=True,
+    help="Sub-clusters of each cluster; a user prefers one in each of its clusters.",
+)
+@click.option(
+    "--in-subcluster",
+    type=click.FloatRange(0, 1),
+    default=SynthConfig.in_subcluster,
+    show_default=True,
+    help="Share of in-cluster draws inside the user's preferred sub-cluster.",
+)
+@click.option(
     "--test-fraction",
     type=click.FloatRange(0, 1, max_open=True),
     default=SynthConfig.test_fraction,
@@ -117,6 +138,12 @@ def data_synth(out: Path, overwrite: bool, **params) -> None:
     "--item-column", default="item", show_default=True, help="parquet: source column."
 )
 @click.option(
+    "--items-id-column",
+    default=None,
+    help="parquet: the id column of items.parquet, where it is not named as "
+    "--item-column's.",
+)
+@click.option(
     "--weight-column",
     default="weight",
     show_default=True,
@@ -154,6 +181,7 @@ def data_import(
     rating_weights: bool,
     user_column: str,
     item_column: str,
+    items_id_column: str | None,
     weight_column: str,
     timestamp_column: str,
     cold_items: float,
@@ -165,7 +193,7 @@ def data_import(
     from pinsage.data.importers import import_folder
 
     columns = InteractionColumns(
-        user_column, item_column, weight_column, timestamp_column
+        user_column, item_column, weight_column, timestamp_column, items_id_column
     )
     import_folder(
         fmt,
@@ -216,6 +244,11 @@ def _parse_feature_kinds(values: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--user-column", default="user", show_default=True)
 @click.option("--item-column", default="item", show_default=True)
+@click.option(
+    "--items-id-column",
+    default=None,
+    help="The id column of --items, where it is not named as --item-column's.",
+)
 @click.option("--weight-column", default="weight", show_default=True)
 @click.option(
     "--feature",
@@ -224,6 +257,17 @@ def _parse_feature_kinds(values: tuple[str, ...]) -> dict[str, str]:
     metavar="NAME=KIND",
     help=f"Set a feature column's kind ({', '.join(FEATURE_KINDS)}); else inferred.",
 )
+@click.option(
+    "--test-fraction",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Hold out this share of each user's interactions (the latest where there "
+    "is a timestamp column, else a seeded draw) as OUT/test.parquet, for "
+    "`pinsage eval`; the graph is built from the rest.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seeds the test split."
+)
 @click.option("--overwrite", is_flag=True, help="Rebuild a complete graph.")
 def graph_build(
     interactions: Path,
@@ -231,8 +275,11 @@ def graph_build(
     out: Path,
     user_column: str,
     item_column: str,
+    items_id_column: str | None,
     weight_column: str,
     features: tuple[str, ...],
+    test_fraction: float | None,
+    seed: int,
     overwrite: bool,
 ) -> None:
     """Build CSR arrays, id maps and features from Parquet interactions."""
@@ -240,7 +287,10 @@ def graph_build(
     from pinsage.graph import build_graph
 
     columns = InteractionColumns(
-        user=user_column, item=item_column, weight=weight_column
+        user=user_column,
+        item=item_column,
+        weight=weight_column,
+        items_item=items_id_column,
     )
     build_graph(
         interactions,
@@ -248,6 +298,8 @@ def graph_build(
         items=items,
         columns=columns,
         feature_kinds=_parse_feature_kinds(features),
+        test_fraction=test_fraction,
+        seed=seed,
         overwrite=overwrite,
     )
 
@@ -255,9 +307,7 @@ def graph_build(
 @click.command("sample")
 @click.option("--graph", "graph_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--item", "items", multiple=True, help="Seed item id (repeatable).")
-@click.option(
-    "--user", "users", multiple=True, help="Seed context (user) id (repeatable)."
-)
+@click.option("--user", "users", multiple=True, help="Seed user id (repeatable).")
 @click.option(
     "--walks",
     type=click.IntRange(1),

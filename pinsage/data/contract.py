@@ -36,12 +36,22 @@ BATCH_ROWS = 1 << 20
 
 @dataclass(frozen=True)
 class InteractionColumns:
-    """Column names of the interaction table (configurable for foreign files)."""
+    """Column names of the interaction table (configurable for foreign files).
+
+    ``items_item`` names the id column of the items file beside it, where that
+    differs from the interactions' ``item`` (None: the same name).
+    """
 
     user: str = "user"
     item: str = "item"
     weight: str = "weight"  # optional: absent means every interaction weighs 1
     timestamp: str = "timestamp"  # optional: kept for temporal splits, unused by build
+    items_item: str | None = None
+
+    @property
+    def catalogue_id(self) -> str:
+        """The items file's id column."""
+        return self.item if self.items_item is None else self.items_item
 
 
 class InteractionBatch(NamedTuple):
@@ -111,13 +121,16 @@ def _normalise_ids(arr: pa.Array | pa.ChunkedArray, kind: str) -> pa.Array:
     return arr.cast(pa.int64() if kind == "int" else pa.large_string())
 
 
-def _check_no_nulls(arr: pa.Array, path: Path, column: str, first_row: int) -> None:
-    if arr.null_count:
-        row = first_row + int(pc.index(pc.is_null(arr), True).as_py())
-        raise DataError(
-            f"{path}: column '{column}' has {arr.null_count} null ids (first at row "
-            f"{row}); drop or fill those rows."
-        )
+def _check_no_nulls(columns: dict[str, pa.Array], path: Path, first_row: int) -> None:
+    """`DataError` naming every id column of the batch with nulls, in one message."""
+    found = [
+        f"column '{name}' has {arr.null_count} null ids (first at row "
+        f"{first_row + int(pc.index(pc.is_null(arr), True).as_py())})"
+        for name, arr in columns.items()
+        if arr.null_count
+    ]
+    if found:
+        raise DataError(f"{path}: {'; '.join(found)}; drop or fill those rows.")
 
 
 def _check_weights(
@@ -178,8 +191,7 @@ def iter_interactions(
         for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
             user = batch.column(cols.user)
             item = batch.column(cols.item)
-            _check_no_nulls(user, path, cols.user, first_row)
-            _check_no_nulls(item, path, cols.item, first_row)
+            _check_no_nulls({cols.user: user, cols.item: item}, path, first_row)
             weight = None
             if has_weight:
                 weight = _check_weights(
@@ -220,7 +232,7 @@ def read_items(path: Path, item_column: str, item_kind: str) -> pa.Table:
     if table.num_rows == 0:
         raise DataError(f"{path}: the items table is empty; it needs one row per item.")
     ids = table.column(item_column)
-    _check_no_nulls(ids.combine_chunks(), path, item_column, 0)
+    _check_no_nulls({item_column: ids.combine_chunks()}, path, 0)
     ids = _normalise_ids(ids, kind)
     counts = pc.value_counts(ids)
     dup = counts.filter(pc.greater(counts.field("counts"), 1))

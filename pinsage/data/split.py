@@ -19,13 +19,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pinsage.atomic import file_sha256
-from pinsage.data.contract import InteractionColumns, open_parquet
+from pinsage.data.contract import (
+    InteractionColumns,
+    iter_interactions,
+    open_parquet,
+)
 from pinsage.data.folder import folder_params, write_data_folder
 from pinsage.errors import DataError
 
-__all__ = ["held_out_rows", "split_table", "split_validation"]
+__all__ = ["held_out_rows", "split_table", "split_validation", "write_test_split"]
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +117,30 @@ def split_table(
         key = np.zeros(table.num_rows)
     mask = pa.array(held_out_rows(users, items, key, share, seed))
     return table.filter(pc.invert(mask)), table.filter(mask)
+
+
+def write_test_split(
+    src: Path, folder: Path, share: float, seed: int, columns: InteractionColumns
+) -> tuple[int, int]:
+    """Split ``src`` into ``folder/{interactions,test}.parquet`` for a test split.
+
+    ``src`` is validated as interactions first (`iter_interactions`); both files
+    get the data contract's column names. About ``share`` of each user's rows are
+    held out (`split_table`). Returns (kept rows, held rows).
+    """
+    for _ in iter_interactions(src, columns):  # raises DataError on bad rows
+        pass
+    contract = InteractionColumns()
+    names = open_parquet(src, "interactions").schema_arrow.names
+    rename = {
+        getattr(columns, f): getattr(contract, f)
+        for f in ("user", "item", "weight", "timestamp")
+        if getattr(columns, f) in names
+    }
+    table = pq.read_table(src, columns=list(rename)).rename_columns(
+        list(rename.values())
+    )
+    kept, held = split_table(table, share, seed, contract)
+    pq.write_table(kept, folder / "interactions.parquet")
+    pq.write_table(held, folder / "test.parquet")
+    return kept.num_rows, held.num_rows

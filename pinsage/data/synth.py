@@ -2,7 +2,11 @@
 
 C clusters: every item and every user belongs to one. A user's interactions fall inside
 its cluster with probability ``in_cluster`` and otherwise anywhere; items are drawn by a
-Zipf-like popularity (``zipf`` exponent) within the chosen cluster or catalogue. Item
+Zipf-like popularity (``zipf`` exponent) within the chosen cluster or catalogue. With
+``interests`` > 1 a user has that many clusters (its own first) and each in-cluster
+draw picks one of them; with ``subclusters`` > 1 each cluster is cut into that many
+sub-clusters, a user prefers one in each of its clusters, and an in-cluster draw
+stays inside the preferred one with probability ``in_subcluster``. Item
 features are correlated with the cluster: a dense vector (cluster centroid + noise), a
 categorical (the cluster's category, sometimes a random one) and a short text (words
 from the cluster's vocabulary mixed with common words). Each user's interactions are
@@ -143,28 +147,77 @@ def _item_table(
     )
 
 
+class _Tastes:
+    """The planted structure: who belongs where (see the module docstring).
+
+    Shapes: item_cluster, item_sub (I,); user_clusters, user_sub (U, interests);
+    popularity (I,); activity (U,). Extra structure is drawn only when asked for, so
+    a default config gives the same files as before it existed.
+    """
+
+    def __init__(self, rng: np.random.Generator, cfg: SynthConfig) -> None:
+        c, s = cfg.num_clusters, cfg.subclusters
+        self.cfg = cfg
+        self.item_cluster = rng.integers(c, size=cfg.num_items)
+        # No empty cluster, nor sub-cluster: the first c x s items cover them all.
+        self.item_cluster[: c * s] = np.arange(c * s) // s
+        user_cluster = rng.integers(c, size=cfg.num_users)
+        user_cluster[:c] = np.arange(c)
+        self.popularity = _popularity(rng, cfg.num_items, cfg.zipf)
+        self.activity = rng.lognormal(0.0, 1.0, size=cfg.num_users)
+        self.activity /= self.activity.sum()
+        self.user_clusters = user_cluster[:, None]  # (U, 1)
+        if cfg.interests > 1:  # the others: distinct from the own and each other
+            shift = np.argsort(rng.random((cfg.num_users, c - 1)), axis=1)
+            others = (user_cluster[:, None] + 1 + shift[:, : cfg.interests - 1]) % c
+            self.user_clusters = np.concatenate([self.user_clusters, others], axis=1)
+        self.item_sub = np.zeros(cfg.num_items, dtype=np.int64)
+        self.user_sub = np.zeros_like(self.user_clusters)
+        if s > 1:
+            self.item_sub = rng.integers(s, size=cfg.num_items)
+            self.item_sub[: c * s] = np.arange(c * s) % s
+            self.user_sub = rng.integers(s, size=self.user_clusters.shape)
+
+    def draw(self, rng: np.random.Generator, users: np.ndarray) -> np.ndarray:
+        """One item for each entry of ``users``. Shapes: (D,) -> (D,)."""
+        cfg, n = self.cfg, len(users)
+        inside = rng.random(n) < cfg.in_cluster
+        which = np.zeros(n, dtype=np.int64)
+        if cfg.interests > 1:
+            which = rng.integers(cfg.interests, size=n)
+        clusters = np.where(
+            inside,
+            self.user_clusters[users, which],
+            rng.integers(cfg.num_clusters, size=n),
+        )
+        items = _draw_items(
+            rng, clusters, self.item_cluster, self.popularity, cfg.num_clusters
+        )
+        if cfg.subclusters > 1:
+            s = cfg.subclusters
+            focused = inside & (rng.random(n) < cfg.in_subcluster)
+            preferred = self.user_sub[users[focused], which[focused]]
+            groups = clusters[focused] * s + preferred
+            item_group = self.item_cluster * s + self.item_sub
+            items[focused] = _draw_items(
+                rng, groups, item_group, self.popularity, cfg.num_clusters * s
+            )
+        return items
+
+
 def synthesize_tables(cfg: SynthConfig) -> dict[str, pa.Table]:
     """Generate the tables of a synthetic data folder (see module docstring)."""
     rng = np.random.default_rng(cfg.seed)
-    item_cluster = rng.integers(cfg.num_clusters, size=cfg.num_items)
-    item_cluster[: cfg.num_clusters] = np.arange(cfg.num_clusters)  # no empty cluster
-    user_cluster = rng.integers(cfg.num_clusters, size=cfg.num_users)
-    user_cluster[: cfg.num_clusters] = np.arange(cfg.num_clusters)
-    popularity = _popularity(rng, cfg.num_items, cfg.zipf)
-    activity = rng.lognormal(0.0, 1.0, size=cfg.num_users)
-    activity /= activity.sum()
+    tastes = _Tastes(rng, cfg)
+    item_cluster = tastes.item_cluster
 
     key = np.empty(0, dtype=np.int64)  # distinct user * num_items + item, sorted
     for attempt in range(_MAX_DRAW_ROUNDS):
         # Draw more than missing: popular pairs repeat, and repeats are dropped.
         num_draws = int((cfg.num_edges - len(key)) * 1.3 * 2**attempt) + 16
-        per_user = rng.multinomial(num_draws, activity)
+        per_user = rng.multinomial(num_draws, tastes.activity)
         users = np.repeat(np.arange(cfg.num_users), per_user)
-        inside = rng.random(num_draws) < cfg.in_cluster
-        clusters = np.where(
-            inside, user_cluster[users], rng.integers(cfg.num_clusters, size=num_draws)
-        )
-        items = _draw_items(rng, clusters, item_cluster, popularity, cfg.num_clusters)
+        items = tastes.draw(rng, users)
         key = _sorted_distinct(
             np.concatenate([key, users.astype(np.int64) * cfg.num_items + items])
         )
@@ -195,11 +248,23 @@ def synthesize_tables(cfg: SynthConfig) -> dict[str, pa.Table]:
         "items": _item_table(rng, cfg, item_cluster, item_ids),
         "item_clusters": pa.table(
             {"item": item_ids, "cluster": pa.array(item_cluster)}
+            | ({"subcluster": pa.array(tastes.item_sub)} if cfg.subclusters > 1 else {})
         ),
-        "user_clusters": pa.table(
-            {"user": user_ids, "cluster": pa.array(user_cluster)}
-        ),
+        "user_clusters": _user_table(cfg, tastes, user_ids),
     }
+
+
+def _user_table(cfg: SynthConfig, tastes: _Tastes, ids: pa.Array) -> pa.Table:
+    """The users' planted tastes as a table.
+
+    Each user's own cluster, and with more structure its ``interests`` (own first)
+    and ``preferred_subclusters`` (one per interest).
+    """
+    columns = {"user": ids, "cluster": pa.array(tastes.user_clusters[:, 0])}
+    if cfg.interests > 1 or cfg.subclusters > 1:
+        columns["interests"] = pa.array(tastes.user_clusters.tolist())
+        columns["preferred_subclusters"] = pa.array(tastes.user_sub.tolist())
+    return pa.table(columns)
 
 
 def synthesize(cfg: SynthConfig, out: Path, *, overwrite: bool = False) -> Path:

@@ -10,6 +10,8 @@ item gives the item -> contexts CSR. No Python loop touches an edge.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ from pinsage.data.contract import (
     open_parquet,
     read_items,
 )
+from pinsage.data.split import write_test_split
 from pinsage.errors import ConfigError, DataError
 from pinsage.graph.features import write_features
 from pinsage.graph.store import FORMAT_VERSION, CSRGraph, is_complete
@@ -262,23 +265,31 @@ def build_graph(
     items: Path | None = None,
     columns: InteractionColumns = _DEFAULT_COLUMNS,
     feature_kinds: dict[str, str] | None = None,
+    test_fraction: float | None = None,
+    seed: int = 0,
     overwrite: bool = False,
     batch_rows: int = BATCH_ROWS,
 ) -> dict:
     """Build ``out/`` (see DESIGN.md "Files") and return its manifest.
 
-    Streams ``batch_rows`` interactions at a time. Returns the existing manifest
-    without work when ``out`` is complete and was built from the same sources with
-    the same options, unless ``overwrite``.
+    Streams ``batch_rows`` interactions at a time. ``test_fraction`` (with
+    ``seed``) first holds that share of each user's interactions out (the latest
+    where there is a timestamp column, else a seeded draw; `write_test_split`): the
+    graph is built from the rest and ``out/test.parquet`` holds them, in the data
+    contract's columns, for `pinsage eval`. Returns the existing manifest without
+    work when ``out`` is complete and was built from the same sources with the same
+    options, unless ``overwrite``.
     """
     interactions, out = Path(interactions), Path(out)
     sources = {"interactions": interactions} | ({"items": Path(items)} if items else {})
     t0 = time.perf_counter()
-    user_kind, item_kind = interaction_id_kinds(interactions, columns)
+    interaction_id_kinds(interactions, columns)  # a bad file is named before hashing
     checksums = {
         k: {"path": str(p), "sha256": file_sha256(p)} for k, p in sources.items()
     }
     options = {"columns": vars(columns), "feature_kinds": feature_kinds or {}}
+    if test_fraction:
+        options |= {"test_fraction": test_fraction, "seed": seed}
     done = is_complete(out, checksums, options)
     if done is not None and not overwrite:
         log.info("graph %s is up to date with its sources; nothing to do", out)
@@ -289,75 +300,149 @@ def build_graph(
             "embeddings and indexes built on it would no longer match it. Pass "
             "--overwrite to replace it, or choose another --out."
         )
-    catalogue = read_items(Path(items), columns.item, item_kind) if items else None
-
-    num_rows = open_parquet(interactions, "interactions").metadata.num_rows
-    # disable=None: a bar on a terminal, none in logs (the log line carries the timing).
-    with tqdm(
-        total=2 * num_rows,
-        desc="graph build",
-        unit="rows",
-        unit_scale=True,
-        disable=None,
-    ) as pbar:
-        user_ids, item_ids = _distinct_ids(
-            interactions, columns, catalogue is None, batch_rows, pbar
+    build = _GraphBuild(
+        out,
+        items,
+        feature_kinds,
+        batch_rows,
+        {"sources": checksums, "options": options},
+    )
+    if not test_fraction:
+        return build.run(interactions, columns, t0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.split-", dir=out.parent) as d:
+        scratch = Path(d)
+        kept, held = write_test_split(
+            interactions, scratch, test_fraction, seed, columns
         )
-        if catalogue is not None:
-            catalogue = catalogue.take(pc.sort_indices(catalogue.column("item")))
-            item_ids = catalogue.column("item").combine_chunks()
-        packed = _pack_keys(interactions, columns, user_ids, item_ids, batch_rows, pbar)
-    kept = len(packed.key)
-    if kept == 0:
-        raise DataError(
-            f"{interactions}: none of its items is in the catalogue {items}; "
-            "check that both files use the same item ids."
-        )
-    if kept < num_rows:
-        log.warning(
-            "%s: %d interactions name items missing from %s; dropped them",
-            interactions,
-            num_rows - kept,
-            items,
-        )
+        log.info("held out %d of %d interactions as the test split", held, kept + held)
+        build.test_file = scratch / "test.parquet"
+        contract = InteractionColumns(items_item=columns.catalogue_id)
+        return build.run(scratch / "interactions.parquet", contract, t0)
 
-    t_sort = time.perf_counter()
-    item_csr, context_csr, user_ids = _bipartite_csr(packed, user_ids, len(item_ids))
-    sort_seconds = time.perf_counter() - t_sort
-    merged_w = context_csr[2]
-    _warn_if_untrainable(out, len(item_ids), context_csr[0])
 
-    with atomic_dir(out, overwrite=True) as tmp:
-        _write_arrays(tmp, item_csr, context_csr, item_ids, user_ids)
-        feature_specs = []
-        if catalogue is not None:
-            feature_specs = write_features(
-                catalogue, tmp / "features", Path(items), feature_kinds
-            )
-        manifest = {
+@dataclass
+class _GraphBuild:
+    """One build into ``out``: its fixed inputs; `run` reads interactions and writes.
+
+    ``provenance`` ({sources, options}) goes into the manifest as it is;
+    ``test_file``, when set, is published inside the graph as ``test.parquet``.
+    """
+
+    out: Path
+    items: Path | None
+    feature_kinds: dict[str, str] | None
+    batch_rows: int
+    provenance: dict
+    test_file: Path | None = None
+
+    def run(self, interactions: Path, columns: InteractionColumns, t0: float) -> dict:
+        """Read ``interactions`` (two streaming passes), then publish the graph."""
+        user_kind, item_kind = interaction_id_kinds(interactions, columns)
+        catalogue = None
+        if self.items is not None:
+            catalogue = read_items(self.items, columns.catalogue_id, item_kind)
+        read = self._read(interactions, columns, catalogue)
+        kept = len(read.packed.key)  # before the sort, which frees the keys
+        t_sort = time.perf_counter()
+        item_csr, context_csr, user_ids = _bipartite_csr(
+            read.packed, read.user_ids, len(read.item_ids)
+        )
+        sort_seconds = time.perf_counter() - t_sort
+        merged_w = context_csr[2]
+        _warn_if_untrainable(self.out, len(read.item_ids), context_csr[0])
+        summary = {
             "format_version": FORMAT_VERSION,
-            "num_items": len(item_ids),
+            "num_items": len(read.item_ids),
             "num_contexts": len(user_ids),
             "num_edges": len(merged_w),
-            "interactions_read": num_rows,
+            "interactions_read": read.num_rows,
             "duplicates_merged": kept - len(merged_w),
-            "dropped_unknown_items": num_rows - kept,
+            "dropped_unknown_items": read.num_rows - kept,
             "isolated_items": int((np.diff(item_csr[0]) == 0).sum()),
             "weighted": bool(not np.all(merged_w == 1.0)),
             "id_types": {"item": item_kind, "context": user_kind},
             "dtypes": {"indptr": "int64", "indices": "int32", "weights": "float32"},
-            "features": [s.to_json() for s in feature_specs],
-            "sources": checksums,
-            "options": options,
-            "build_seconds": round(time.perf_counter() - t0, 3),
-            "sort_seconds": round(sort_seconds, 3),
         }
-        write_json(tmp / "manifest.json", manifest)
-        (tmp / "_SUCCESS").touch()
+        with atomic_dir(self.out, overwrite=True) as tmp:
+            _write_arrays(tmp, item_csr, context_csr, read.item_ids, user_ids)
+            specs = []
+            if read.catalogue is not None:
+                specs = write_features(
+                    read.catalogue, tmp / "features", self.items, self.feature_kinds
+                )
+            if self.test_file is not None:
+                shutil.copyfile(self.test_file, tmp / "test.parquet")
+            manifest = summary | {
+                "features": [spec.to_json() for spec in specs],
+                **self.provenance,
+                "build_seconds": round(time.perf_counter() - t0, 3),
+                "sort_seconds": round(sort_seconds, 3),
+            }
+            write_json(tmp / "manifest.json", manifest)
+            (tmp / "_SUCCESS").touch()
+        _log_built(self.out, manifest)
+        return manifest
+
+    def _read(
+        self,
+        interactions: Path,
+        columns: InteractionColumns,
+        catalogue: pa.Table | None,
+    ) -> _Read:
+        """The two passes: distinct ids, then every row packed into one key."""
+        num_rows = open_parquet(interactions, "interactions").metadata.num_rows
+        # disable=None: a bar on a terminal, none in logs (the log line has the time).
+        with tqdm(
+            total=2 * num_rows,
+            desc="graph build",
+            unit="rows",
+            unit_scale=True,
+            disable=None,
+        ) as pbar:
+            user_ids, item_ids = _distinct_ids(
+                interactions, columns, catalogue is None, self.batch_rows, pbar
+            )
+            if catalogue is not None:
+                catalogue = catalogue.take(pc.sort_indices(catalogue.column("item")))
+                item_ids = catalogue.column("item").combine_chunks()
+            packed = _pack_keys(
+                interactions, columns, user_ids, item_ids, self.batch_rows, pbar
+            )
+        kept = len(packed.key)
+        if kept == 0:
+            raise DataError(
+                f"{interactions}: none of its items is in the catalogue {self.items}; "
+                "check that both files use the same item ids."
+            )
+        if kept < num_rows:
+            log.warning(
+                "%s: %d interactions name items missing from %s; dropped them",
+                interactions,
+                num_rows - kept,
+                self.items,
+            )
+        return _Read(num_rows, user_ids, item_ids, catalogue, packed)
+
+
+@dataclass
+class _Read:
+    """What the two passes over the interactions found."""
+
+    num_rows: int
+    user_ids: pa.Array
+    item_ids: pa.Array
+    catalogue: pa.Table | None
+    packed: _Packed
+
+
+def _log_built(out: Path, manifest: dict) -> None:
+    test = " and the test split" if (out / "test.parquet").exists() else ""
     log.info(
-        "built graph %s: %d items, %d contexts, %d edges (%d duplicates merged, %d "
+        "built graph %s%s: %d items, %d contexts, %d edges (%d duplicates merged, %d "
         "dropped) in %.1fs",
         out,
+        test,
         manifest["num_items"],
         manifest["num_contexts"],
         manifest["num_edges"],
@@ -365,4 +450,3 @@ def build_graph(
         manifest["dropped_unknown_items"],
         manifest["build_seconds"],
     )
-    return manifest

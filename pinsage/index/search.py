@@ -56,8 +56,8 @@ class NoContextsError(DataError):
 
     def __init__(self, name: str) -> None:
         super().__init__(
-            f"the index {name} holds no context (user) vectors; embed with "
-            "`pinsage embed --contexts` and rebuild the index to recommend."
+            f"the index {name} holds no user vectors; embed with "
+            "`pinsage embed --users` and rebuild the index to recommend."
         )
 
 

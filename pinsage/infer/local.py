@@ -67,21 +67,28 @@ def embed_all(
     h = model.projector(store.gather(torch.arange(num_items)))  # (I, dim)
     for conv in model.convs[:-1]:
         h = _convolve(conv, h, h, item_table)  # every item, once a layer
-    z_items = model.head(_convolve(model.convs[-1], h, h, item_table))
+    z_items = _convolve(model.convs[-1], h, h, item_table, top=model)
     if context_table is None:
         return z_items, None
     h_dst = model.context_input(torch.arange(context_table.ids.shape[0]))
-    z_contexts = model.head(_convolve(model.context_conv, h, h_dst, context_table))
+    z_contexts = _convolve(model.context_conv, h, h_dst, context_table, top=model)
     return z_items, z_contexts
 
 
 def _convolve(
-    conv: PinSageConv, h_src: Tensor, h_dst: Tensor, table: Neighbors
+    conv: PinSageConv,
+    h_src: Tensor,
+    h_dst: Tensor,
+    table: Neighbors,
+    *,
+    top: PinSageModel | None = None,
 ) -> Tensor:
     """``conv`` over a whole table, destinations in chunks of rows.
 
+    With ``top`` (the model, when ``conv`` is a top layer) each chunk goes on
+    through the model's head, with its residual.
     Shapes: h_src (I, F) all items; h_dst (N, F_dst) and table (N, T) the
-    destinations -> (N, D).
+    destinations -> (N, D), or (N, out_dim) with ``top``.
     """
     sources = conv.sources(h_src)  # each source's terms, once
     rows = max(1, CHUNK_EDGES // max(1, table.ids.shape[1]))
@@ -90,10 +97,13 @@ def _convolve(
     for lo in range(0, table.ids.shape[0], rows):
         progress.update(lo)
         chunk = Neighbors(*(part[lo : lo + rows] for part in table))
-        block = table_block(chunk, h_src.shape[0])  # destinations local to the chunk
-        out.append(
-            conv.combine(
-                sources, h_dst[lo : lo + rows], block.edge_index, block.edge_weight
-            )
-        )
+        contexts = top is not None and conv is top.context_conv
+        # destinations local to the chunk
+        block = table_block(chunk, h_src.shape[0], contexts=contexts)
+        e, w = block.edge_index, block.edge_weight
+        dst = h_dst[lo : lo + rows]
+        h = conv.combine(sources, dst, e, w)
+        if top is not None:
+            h = top.head(h, top.skip(block, h_src, dst, e, w))
+        out.append(h)
     return torch.cat(out)

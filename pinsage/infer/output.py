@@ -130,8 +130,7 @@ def read_embeddings(
     parts = sorted(folder.glob("part-*.parquet"))
     if contexts and not parts:
         raise DataError(
-            f"{out} holds no context vectors; re-run `pinsage embed --contexts "
-            "--overwrite`."
+            f"{out} holds no user vectors; re-run `pinsage embed --users --overwrite`."
         )
     tables = [pq.read_table(p) for p in parts]
     table = pa.concat_tables(tables)

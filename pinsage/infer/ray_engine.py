@@ -55,6 +55,7 @@ from pinsage.infer.stages import (
     Message,
     Project,
     Update,
+    message_width,
     pool,
     to_matrix,
 )
@@ -265,6 +266,7 @@ def _reduced(
     conv: PinSageConv,
     *,
     items: bool,
+    width: int,
     kind: str,
     num_sources: int,
     broadcast: bool,
@@ -274,11 +276,11 @@ def _reduced(
 
     ``rows`` is a folder of neighbourhood parts of ``num_dst`` destinations, items
     (whose own ``h`` is in ``sources``) or contexts; ``sources`` holds the messages
-    in ``column``. Returns the dataset, the stages to run before `Update` on each
-    batch of it, and the batch size.
+    in ``column``, ``width`` wide (`message_width`). Returns the dataset, the stages
+    to run before `Update` on each batch of it, and the batch size.
     """
     if broadcast:
-        widths = {column: conv.hidden_dim, **({"h": conv.dst_dim} if items else {})}
+        widths = {column: width, **({"h": conv.dst_dim} if items else {})}
         mats = _matrices(sources, widths, num_sources)
         inputs = [ray.put(mats["h"])] if items else None
         gather = (Gather, (kind, [ray.put(mats[column])], inputs))
@@ -288,7 +290,7 @@ def _reduced(
         sources,
         column,
         kind,
-        conv.hidden_dim,
+        width,
         options,
     )
     dst = sources.select_columns(["node", "h"]) if items else _nodes(num_dst, options)
@@ -366,7 +368,13 @@ def embed_ray(
         for k in range(num_layers):
             below_top = h  # {node, h^k, m, ...}; after the loop, h^(K-1)'s
             dst, lead, batch = reduced(
-                item_rows, store.num_items, h, "m", model.convs[k], items=True
+                item_rows,
+                store.num_items,
+                h,
+                "m",
+                model.convs[k],
+                items=True,
+                width=message_width(model, k),
             )
             steps = [*lead, (Update, (k, k == num_layers - 1)), *messages(k + 1)]
             h = _model_map(dst, model_box, steps, options, batch)
@@ -380,6 +388,7 @@ def embed_ray(
             "m_context",
             model.context_conv,
             items=False,
+            width=message_width(model, None),
         )
         steps = [*lead, (Update, (None, True))]
         z_contexts = _model_map(dst, model_box, steps, options, batch)

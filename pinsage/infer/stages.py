@@ -34,6 +34,7 @@ __all__ = [
     "Project",
     "Update",
     "from_matrix",
+    "message_width",
     "pool",
     "to_matrix",
 ]
@@ -98,11 +99,27 @@ def _conv(model: PinSageModel, layer: int | None) -> PinSageConv:
     return model.context_conv if layer is None else model.convs[layer]
 
 
+def _carries_inputs(model: PinSageModel, layer: int | None) -> bool:
+    """Whether layer ``layer``'s messages carry their sources' ``h`` too.
+
+    The context layer of a ``residual`` model does: its destinations' residual is
+    their items pooled as the messages are, so one join and one pool yield both.
+    """
+    return layer is None and model.residual
+
+
+def message_width(model: PinSageModel, layer: int | None) -> int:
+    """Width of layer ``layer``'s message column (`Message`, `pool`, `Update`)."""
+    conv = _conv(model, layer)
+    return conv.hidden_dim + (conv.in_dim if _carries_inputs(model, layer) else 0)
+
+
 class Message:
     """Messages ``m_v = ReLU(Q_k h_v + q_k)`` of layer ``layer`` (None: context layer).
 
-    Appends column ``column`` and keeps the batch's others.
-    Shapes: batch {node (B,), h (B, dim), ...} -> {..., column (B, hidden_dim)}.
+    Appends column ``column`` and keeps the batch's others. A residual model's
+    context layer sends ``[m_v ; h_v]`` (`message_width`).
+    Shapes: batch {node (B,), h (B, dim), ...} -> {..., column (B, width)}.
     """
 
     def __init__(
@@ -110,12 +127,15 @@ class Message:
     ) -> None:
         self.conv = _conv(model, layer)
         self.column = column
+        self.with_inputs = _carries_inputs(model, layer)
 
     @torch.inference_mode()
     def __call__(self, batch: pa.Table) -> pa.Table:
         """Messages of one batch of sources."""
         h = torch.from_numpy(to_matrix(batch["h"], self.conv.in_dim))  # (B, dim)
         m = self.conv.message(h)  # (B, hidden_dim)
+        if self.with_inputs:
+            m = torch.cat([m, h], dim=1)  # (B, hidden_dim + dim)
         return batch.append_column(self.column, from_matrix(m.numpy()))
 
 
@@ -194,8 +214,9 @@ class Update:
 
     For item layers (``layer`` an index) ``h_u`` is the batch's ``h``; for the context
     layer (``layer=None``) it is the model's context input of ``node``. A null ``n``
-    (no neighbours) is the zero vector, as in the convolution.
-    Shapes: batch {node (B,), [h (B, dim)], n (B, hidden_dim) or null} ->
+    (no neighbours) is the zero vector, as in the convolution. A residual model's
+    head adds an item's ``h_u``, or a context's pooled inputs (the tail of its ``n``).
+    Shapes: batch {node (B,), [h (B, dim)], n (B, width) or null} ->
     {node (B,), h (B, dim)}, or {node (B,), z (B, out_dim)} with ``head``.
     """
 
@@ -204,6 +225,7 @@ class Update:
         self.conv = _conv(self.model, layer)
         self.layer = layer
         self.head = head
+        self.width = message_width(model, layer)
 
     @torch.inference_mode()
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -212,10 +234,14 @@ class Update:
             h_dst = self.model.context_input(_nodes(batch))  # (B, dim)
         else:
             h_dst = torch.from_numpy(to_matrix(batch["h"], self.conv.dst_dim))
-        n = torch.from_numpy(to_matrix(batch["n"], self.conv.hidden_dim))
+        pooled = torch.from_numpy(to_matrix(batch["n"], self.width))  # (B, width)
+        n = pooled[:, : self.conv.hidden_dim]
         h = self.conv.update(h_dst, n)  # (B, dim)
         if self.head:
-            z = self.model.head(h)  # (B, out_dim)
+            skip = None
+            if self.model.residual:
+                skip = pooled[:, n.shape[1] :] if self.layer is None else h_dst
+            z = self.model.head(h, skip)  # (B, out_dim)
             return pa.table({"node": batch["node"], "z": from_matrix(z.numpy())})
         return pa.table({"node": batch["node"], "h": from_matrix(h.numpy())})
 

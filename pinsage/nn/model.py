@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pinsage.nn.conv import NORM_EPS, PinSageConv
+from pinsage.nn.conv import NORM_EPS, PinSageConv, aggregate
 from pinsage.nn.features import FeatureBatch, FeatureProjector
 from pinsage.sampler.blocks import Block, ComputationGraph
 
@@ -19,7 +19,14 @@ class PinSageModel(nn.Module):
     .. math::
         h^0_v = \mathrm{proj}(x_v), \quad
         h^k_u = \mathrm{CONVOLVE}_k(h^{k-1}_u, \{h^{k-1}_v\}_{v \in N(u)}), \quad
-        z_u = G_2\,\mathrm{ReLU}(G_1 h^K_u + g)
+        z_u = G_2\,\mathrm{ReLU}(G_1 h^K_u + g) \; [+ \, s_u]
+
+    with ``residual``, :math:`s_u` is the top layer's input: an item's own
+    :math:`h^{K-1}_u`, a context's items pooled as its messages are (importance:
+    :math:`\sum_v \alpha_{uv} h^{K-1}_v`)
+    (LightGCN's sum over layers). :math:`G_2` then starts at zero, so an untrained
+    model scores with its inputs alone (with spectral IDs: the graph's low-pass
+    filter) and the convolution and head learn what to add.
 
     Items and contexts (users) share the projector, the item convolutions and the
     head, so both land in one space (score = :math:`z_u \cdot z_i`). A context graph's
@@ -52,6 +59,8 @@ class PinSageModel(nn.Module):
             aggregate of its items).
         normalize_output: L2-normalise z (default True).
         cold_dropout: share of items seen as cold in training (default 0.0).
+        residual: add :math:`s_u` to the output (default False); needs
+            ``out_dim == dim``.
 
     Shapes:
         - input: a `ComputationGraph` with K blocks whose seeds are B items (or B
@@ -74,6 +83,7 @@ class PinSageModel(nn.Module):
         context_id_embedding: bool = False,
         normalize_output: bool = True,
         cold_dropout: float = 0.0,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         heads = heads if aggregator == "attention" else 1
@@ -83,6 +93,9 @@ class PinSageModel(nn.Module):
         self.aggregator = aggregator
         self.normalize_output = normalize_output
         self.cold_dropout = cold_dropout
+        if residual and out_dim != dim:
+            raise ValueError(f"residual needs out_dim == dim, got {out_dim} != {dim}")
+        self.residual = residual
         self.projector = projector
 
         def conv() -> PinSageConv:
@@ -106,6 +119,8 @@ class PinSageModel(nn.Module):
             nn.init.normal_(self.context_embedding.weight, std=self.dim**-0.5)
         self.lin_head1.reset_parameters()
         self.lin_head2.reset_parameters()
+        if self.residual:
+            nn.init.zeros_(self.lin_head2.weight)
 
     def context_input(self, contexts: Tensor) -> Tensor:
         """Destination input of a context layer. Shapes: (B,) -> (B, dim)."""
@@ -115,12 +130,12 @@ class PinSageModel(nn.Module):
 
     def convolve(
         self, cg: ComputationGraph, h: Tensor, *, cold: Tensor | None = None
-    ) -> Tensor:
-        """Run the K layers on input vectors.
+    ) -> tuple[Tensor, Tensor | None]:
+        """Run the K layers on input vectors: :math:`h^K` and the residual ``s``.
 
         ``cold`` marks input items whose own neighbourhood is dropped in every item
         layer (an item destination's local id is its position among the inputs).
-        Shapes: h (N_in, dim), cold (N_in,) bool -> (B, dim).
+        Shapes: h (N_in, dim), cold (N_in,) bool -> (B, dim) and (B, dim) or None.
         """
         if len(cg.blocks) != self.num_layers:
             raise ValueError(
@@ -134,8 +149,32 @@ class PinSageModel(nn.Module):
             if cold is not None and not block.dst_is_context:
                 kept = ~cold[edge_index[1]]  # (E,)
                 edge_index, edge_weight = edge_index[:, kept], edge_weight[kept]
-            h = conv(h, self._dst_input(block, h), edge_index, edge_weight)
-        return h
+            h_src, h_dst = h, self._dst_input(block, h)
+            h = conv(h_src, h_dst, edge_index, edge_weight)
+        return h, self.skip(block, h_src, h_dst, edge_index, edge_weight)
+
+    def skip(
+        self,
+        block: Block,
+        h_src: Tensor,
+        h_dst: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor,
+    ) -> Tensor | None:
+        """The residual :math:`s_u` of the top block's destinations (None if off).
+
+        An item's is its own input ``h_dst``; a context's, its sources pooled as
+        the layer pools its messages (``attention``: the mean, as its edge weights
+        are scores, not a distribution).
+        Shapes: h_src (N_src, dim), h_dst (N_dst, dim), edge_index (2, E) ->
+        (N_dst, dim) or None.
+        """
+        if not self.residual:
+            return None
+        if not block.dst_is_context:
+            return h_dst
+        kind = "mean" if self.aggregator == "attention" else self.aggregator
+        return aggregate(h_src, edge_index, edge_weight, block.num_dst, kind)
 
     def _drawn_cold(self, cg: ComputationGraph) -> Tensor | None:
         """Input items seen as cold this step (`cold_dropout`), or None.
@@ -153,16 +192,18 @@ class PinSageModel(nn.Module):
             return self.context_input(block.dst_nodes)  # (N_dst, dim)
         return h[: block.num_dst]  # item destinations come first among the sources
 
-    def head(self, h: Tensor) -> Tensor:
-        """The final ``G_2 ReLU(G_1 h + g)``, normalised if asked.
+    def head(self, h: Tensor, skip: Tensor | None = None) -> Tensor:
+        """The final ``G_2 ReLU(G_1 h + g) [+ skip]``, normalised if asked.
 
-        Shapes: h (B, dim) -> (B, out_dim).
+        Shapes: h (B, dim), skip (B, dim) or None -> (B, out_dim).
         """
         z = self.lin_head2(F.relu(self.lin_head1(h)))  # (B, out_dim)
+        if skip is not None:
+            z = z + skip
         return F.normalize(z, dim=1, eps=NORM_EPS) if self.normalize_output else z
 
     def forward(self, cg: ComputationGraph, features: FeatureBatch) -> Tensor:
         """Embed the seeds of ``cg``: items, or contexts if its top block says so."""
         cold = self._drawn_cold(cg)
         h = self.projector(features, without_id=cold)  # (N_in, dim)
-        return self.head(self.convolve(cg, h, cold=cold))
+        return self.head(*self.convolve(cg, h, cold=cold))

@@ -75,6 +75,7 @@ def build_model(cfg: PipelineConfig, graph: Graph, store: FeatureStore) -> PinSa
         num_contexts=graph.num_contexts,
         context_id_embedding=m.context_id_embedding,
         cold_dropout=_cold_dropout(cfg, graph),
+        residual=m.residual,
     )
     if projector.emb_id is not None:
         with torch.no_grad():

@@ -423,6 +423,32 @@ def test_parquet_import_renames_validates_and_builds(tmp_path):
     assert m["num_items"] == 3 and m["isolated_items"] == 1 and m["weighted"]
 
 
+def test_items_file_id_column_may_differ_from_the_interactions(tmp_path):
+    from pinsage.data.contract import InteractionColumns
+    from pinsage.data.importers import import_folder
+
+    src = tmp_path / "src"
+    src.mkdir()
+    pq.write_table(
+        pa.table({"user": [1, 2, 2], "movie": [7, 8, 7]}), src / "interactions.parquet"
+    )
+    pq.write_table(
+        pa.table({"id": [8, 7, 9], "genre": ["a", "b", "a"]}), src / "items.parquet"
+    )
+    with pytest.raises(DataError, match="'movie'"):  # named as the interactions' id
+        import_folder(
+            "parquet", src, tmp_path / "bad", columns=InteractionColumns(item="movie")
+        )
+    columns = InteractionColumns(item="movie", items_item="id")
+    out = import_folder("parquet", src, tmp_path / "out", columns=columns)
+    items = pq.read_table(out / "items.parquet")
+    assert items.to_pydict() == {"item": [8, 7, 9], "genre": ["a", "b", "a"]}
+    graph = tmp_path / "g"
+    inter, items = src / "interactions.parquet", src / "items.parquet"
+    m = build_graph(inter, graph, items=items, columns=columns)
+    assert m["num_items"] == 3 and m["isolated_items"] == 1
+
+
 def test_parquet_import_bad_input_leaves_nothing(tmp_path):
     from pinsage.data.importers import import_folder
 

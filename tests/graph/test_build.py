@@ -171,3 +171,55 @@ def test_a_graph_of_other_inputs_is_not_replaced_silently(tmp_path):
         == load_graph(tmp_path / "g").num_items
         != first["num_items"]
     )
+
+
+def test_test_fraction_holds_out_each_users_latest(tmp_path, monkeypatch, capsys):
+    from tests.test_cli_errors import run_cli
+
+    # 4 users with the same 5 items each, timestamps shuffled, foreign names.
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(4), 5)
+    items = np.tile(np.arange(5), 4)
+    stamps = rng.permutation(20)
+    latest = np.concatenate([np.sort(stamps[users == u])[-2:] for u in range(4)])
+    held_items = items[np.isin(stamps, latest)]
+    # No item is among all four users' latest (the split would keep one back).
+    assert np.bincount(held_items).max() < 4
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"uid": users, "pin": items, "timestamp": stamps}), src)
+    out = tmp_path / "g"
+    args = ["-q", "graph", "build", "--interactions", str(src), "--out", str(out)]
+    args += ["--user-column", "uid", "--item-column", "pin", "--test-fraction", "0.4"]
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert code == 0, err
+    test = pq.read_table(out / "test.parquet").to_pydict()
+    assert set(test) == {"user", "item", "timestamp"}  # the contract's names
+    graph = load_graph(out)
+    for user in range(4):  # its 2 latest of 5 held out, the other 3 in the graph
+        mine = stamps[users == user]
+        rows = zip(test["user"], test["timestamp"], strict=True)
+        held = sorted(t for u, t in rows if u == user)
+        assert held == sorted(mine)[-2:]
+        row = graph.context_index(pa.array([user]))[0]
+        kept = graph.csr.context_indices[
+            graph.csr.context_indptr[row] : graph.csr.context_indptr[row + 1]
+        ]
+        latest = set(items[(users == user) & np.isin(stamps, held)].tolist())
+        got = set(graph.item_ids.take(pa.array(kept.numpy())).to_pylist())
+        assert got == set(items[users == user].tolist()) - latest
+    # The same command is up to date; another share needs --overwrite.
+    assert run_cli(args, monkeypatch, capsys)[0] == 0
+    args[-1] = "0.2"
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert code == 2 and "--overwrite" in err
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".g.split")]
+
+
+def test_eval_without_a_test_split_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    from tests.test_cli_errors import run_cli
+
+    graph = tmp_path / "g"
+    graph.mkdir()
+    args = ["-q", "eval", "--run", str(tmp_path / "run"), "--graph", str(graph)]
+    code, _, err = run_cli(args, monkeypatch, capsys)
+    assert code == 2 and "--test-fraction" in err and "--test FILE" in err

@@ -110,7 +110,7 @@ def test_unknown_user_and_index_without_contexts(world, embeddings, tmp_path):
     with pytest.raises(UnknownIdError, match="context 'nobody' is not in the index"):
         index.recommend(["nobody"], k=3)
     build_index(embeddings, tmp_path / "plain", kind="flat")
-    with pytest.raises(NoContextsError, match="embed --contexts"):
+    with pytest.raises(NoContextsError, match="embed --users"):
         Index.load(tmp_path / "plain").recommend(["u1"], k=3)
 
 

@@ -22,14 +22,24 @@ def graph_dir(tmp_path_factory):
 
 
 def run_config(aggregator: str = "importance") -> PipelineConfig:
-    """2 layers; hidden and output widths differ from dim to catch mixed-up shapes."""
+    """2 layers; the hidden width differs from dim to catch mixed-up shapes.
+
+    The importance model has the residual (the default), so its output is dim
+    wide; the attention model has none, and an output width of its own.
+    """
+    residual = aggregator != "attention"
     return PipelineConfig(
         # Inference neighbourhoods differ from training's: every engine must use them.
         sampler=SamplerConfig(
             num_walks=10, top_k=5, num_layers=2, infer_num_walks=20, infer_top_k=8
         ),
         model=ModelConfig(
-            dim=16, hidden_dim=12, out_dim=8, aggregator=aggregator, text_buckets=512
+            dim=16,
+            hidden_dim=12,
+            out_dim=16 if residual else 8,
+            aggregator=aggregator,
+            residual=residual,
+            text_buckets=512,
         ),
         train=TrainConfig(
             epochs=1,

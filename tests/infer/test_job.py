@@ -26,17 +26,17 @@ def test_writes_a_complete_folder(run_dir, graph_dir, tmp_path):
         "part-00000.parquet",
     ]
     assert json.loads((out / "manifest.json").read_text()) == manifest
-    assert manifest["count"] == graph.num_items and manifest["dim"] == 8
+    assert manifest["count"] == graph.num_items and manifest["dim"] == 16
     assert manifest["contexts"] == graph.num_contexts
     assert manifest["engine"] == "local" and manifest["seed"] == 0
     assert manifest["checkpoint_sha256"] == file_sha256(latest_checkpoint(run_dir))
     ids, z = read_embeddings(out)
     assert ids.tolist() == graph.item_ids.to_pylist()
-    assert z.dtype == np.float32 and z.shape == (graph.num_items, 8)
+    assert z.dtype == np.float32 and z.shape == (graph.num_items, 16)
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
     ctx_ids, ctx = read_embeddings(out, contexts=True)
     assert ctx_ids.tolist() == graph.context_ids.to_pylist()
-    assert ctx.shape == (graph.num_contexts, 8)
+    assert ctx.shape == (graph.num_contexts, 16)
 
 
 def test_rerun_does_nothing_unless_overwrite(run_dir, graph_dir, tmp_path):

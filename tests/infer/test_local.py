@@ -11,17 +11,24 @@ from pinsage.sampler.table import neighborhood_table
 from pinsage.train.model import build_model
 
 
+@pytest.mark.parametrize("residual", [True, False])
 @pytest.mark.parametrize("aggregator", ["importance", "mean", "max", "attention"])
-def test_chunked_layers_equal_one_chunk(graph_dir, monkeypatch, aggregator):
+def test_chunked_layers_equal_one_chunk(graph_dir, monkeypatch, aggregator, residual):
     sampler = SamplerConfig(num_walks=10, top_k=5, num_layers=2)
-    cfg = PipelineConfig(
-        sampler=sampler,
-        model=ModelConfig(dim=16, hidden_dim=12, out_dim=8, aggregator=aggregator),
+    model_cfg = ModelConfig(
+        dim=16,
+        hidden_dim=12,
+        out_dim=16 if residual else 8,
+        aggregator=aggregator,
+        residual=residual,
     )
+    cfg = PipelineConfig(sampler=sampler, model=model_cfg)
     graph = load_graph(graph_dir)
     store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
     torch.manual_seed(0)
     model = build_model(cfg, graph, store)
+    with torch.no_grad():  # a residual model's G_2 starts at zero
+        model.lin_head2.weight.normal_()
     items = neighborhood_table(graph.csr, sampler)
     contexts = neighborhood_table(graph.csr, sampler, contexts=True)
     whole = local.embed_all(model, store, items, contexts)

@@ -218,4 +218,4 @@ def test_cli_embeds_and_adds(world, tmp_path, monkeypatch, capsys):
     assert code == 0, err
     assert json.loads(out)["item"] == new_id
     code, _, err = run_cli([*steps[2], "--contexts"], monkeypatch, capsys)
-    assert code == 2 and "--contexts" in err
+    assert code == 2 and "--users" in err

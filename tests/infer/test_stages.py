@@ -15,11 +15,13 @@ from pinsage.infer.stages import (
     Project,
     Update,
     from_matrix,
+    message_width,
     pool,
     to_matrix,
 )
 from pinsage.nn.conv import aggregate
 from pinsage.nn.features import FeatureStore
+from pinsage.sampler import build_blocks, table_lookup
 from pinsage.sampler.table import neighborhood_table
 from pinsage.train.model import build_model
 
@@ -71,7 +73,9 @@ def test_stages_compose_to_one_convolution(graph_dir):
     graph = load_graph(graph_dir)
     cfg = PipelineConfig(
         sampler=SamplerConfig(num_walks=10, top_k=5, num_layers=1),
-        model=ModelConfig(dim=16, hidden_dim=12, out_dim=8, text_buckets=512),
+        model=ModelConfig(
+            dim=16, hidden_dim=12, out_dim=8, residual=False, text_buckets=512
+        ),
     )
     store = FeatureStore.from_graph(graph, text_buckets=512)
     model = build_model(cfg, graph, store).eval()
@@ -96,3 +100,56 @@ def test_stages_compose_to_one_convolution(graph_dir):
         block = table_block(table, graph.num_items)
         want = model.head(model.convs[0](h0, h0, block.edge_index, block.edge_weight))
     np.testing.assert_allclose(z, want.numpy(), atol=1e-5)
+
+
+def _pooled_by_destination(rows: pa.Table, m: np.ndarray, count: int) -> np.ndarray:
+    """`pool` run on each destination's rows alone (zeros without neighbours)."""
+    dst, src = rows["dst"].to_numpy(), rows["src"].to_numpy()
+    n = np.zeros((count, m.shape[1]), np.float32)
+    for node in np.unique(dst):
+        group = rows.filter(pa.array(dst == node)).append_column(
+            "m", from_matrix(m[src[dst == node]])
+        )
+        n[node] = to_matrix(pool(group, "importance", m.shape[1])["n"], m.shape[1])[0]
+    return n
+
+
+def test_residual_stages_equal_the_model_forward(graph_dir):
+    graph = load_graph(graph_dir)
+    cfg = PipelineConfig(
+        sampler=SamplerConfig(num_walks=10, top_k=5, num_layers=1),
+        model=ModelConfig(dim=16, hidden_dim=12, out_dim=16, residual=True),
+    )
+    store = FeatureStore.from_graph(graph, text_buckets=512)
+    torch.manual_seed(0)
+    model = build_model(cfg, graph, store).eval()
+    with torch.no_grad():  # G_2 starts at zero: weights, so the head counts too
+        model.lin_head2.weight.normal_()
+    items = neighborhood_table(graph.csr, cfg.sampler)
+    contexts = neighborhood_table(graph.csr, cfg.sampler, contexts=True)
+    nodes = pa.table({"node": pa.array(np.arange(graph.num_items))})
+    steps = [(Project, ([store],)), (Message, (0,)), (Message, (None, "mc"))]
+    first = Chain([model], steps)(nodes)
+    # The context layer's messages carry the items' inputs behind them.
+    assert message_width(model, None) == 12 + 16 == first["mc"].type.list_size
+
+    n = _pooled_by_destination(table_rows(items), to_matrix(first["m"], 12), 300)
+    batch = first.select(["node", "h"]).append_column("n", from_matrix(n))
+    z_items = to_matrix(Update(model, 0, True)(batch)["z"], 16)
+    m = to_matrix(first["mc"], 28)
+    n = _pooled_by_destination(table_rows(contexts), m, graph.num_contexts)
+    batch = pa.table(
+        {"node": pa.array(np.arange(graph.num_contexts)), "n": from_matrix(n)}
+    )
+    z_contexts = to_matrix(Update(model, None, True)(batch)["z"], 16)
+
+    with torch.no_grad():  # the training-time forward over the same neighbourhoods
+        for seeds, got, context_fn in (
+            (graph.num_items, z_items, None),
+            (graph.num_contexts, z_contexts, table_lookup(contexts)),
+        ):
+            cg = build_blocks(
+                torch.arange(seeds), 1, table_lookup(items), context_fn=context_fn
+            )
+            want = model(cg, store.gather(cg.input_nodes))
+            np.testing.assert_allclose(got, want.numpy(), atol=1e-5)

@@ -23,7 +23,9 @@ def store(graph):
     return FeatureStore.from_graph(graph, text_buckets=64)
 
 
-def _model(graph, store, *, aggregator="importance", id_embedding=False, **kwargs):
+def _model(
+    graph, store, *, aggregator="importance", id_embedding=False, out_dim=OUT, **kwargs
+):
     torch.manual_seed(0)
     projector = FeatureProjector.from_store(store, DIM, id_embedding=id_embedding)
     return PinSageModel(
@@ -31,7 +33,7 @@ def _model(graph, store, *, aggregator="importance", id_embedding=False, **kwarg
         SAMPLER.num_layers,
         DIM,
         HIDDEN,
-        OUT,
+        out_dim,
         aggregator,
         heads=2,
         num_contexts=graph.num_contexts,
@@ -70,7 +72,8 @@ def test_unnormalised_output(graph, store):
     model = _model(graph, store, normalize_output=False)
     cg = _items(graph, [1, 2, 5])
     z = model(cg, store.gather(cg.input_nodes))
-    h = model.convolve(cg, model.projector(store.gather(cg.input_nodes)))
+    h, skip = model.convolve(cg, model.projector(store.gather(cg.input_nodes)))
+    assert skip is None  # no residual unless asked
     torch.testing.assert_close(z, model.lin_head2(F.relu(model.lin_head1(h))))
 
 
@@ -107,6 +110,49 @@ def test_context_forward_is_the_composition_of_its_parts(
     z = F.normalize(model.lin_head2(F.relu(model.lin_head1(h))), dim=1)
     torch.testing.assert_close(model(cg, features), z)
     assert (model.context_embedding is not None) == context_id_embedding
+
+
+def _randomize_head(model):
+    """A residual model's G_2 starts at zero; give it weights so both terms count."""
+    with torch.no_grad():
+        model.lin_head2.weight.normal_()
+
+
+def test_residual_starts_as_the_identity_of_its_inputs(graph, store):
+    model = _model(graph, store, residual=True, out_dim=DIM)
+    assert torch.count_nonzero(model.lin_head2.weight) == 0
+    cg = _items(graph, [0, 3, 6])
+    features = store.gather(cg.input_nodes)
+    h = model.projector(features)
+    h1 = model.convs[0](h, h[: cg.blocks[0].num_dst], *_edges(cg.blocks[0]))
+    # The top layer's input of each seed is its own first-layer vector.
+    want = F.normalize(h1[: cg.seeds.numel()], dim=1)
+    torch.testing.assert_close(model(cg, features), want)
+
+
+def test_residual_context_adds_its_items_pooled_by_importance(graph, store):
+    model = _model(graph, store, residual=True, out_dim=DIM)
+    _randomize_head(model)
+    cg = _contexts(graph, [0, 3])
+    top = cg.blocks[-1]
+    features = store.gather(cg.input_nodes)
+    h = model.projector(features)
+    h = model.convs[0](h, h[: cg.blocks[0].num_dst], *_edges(cg.blocks[0]))
+    h_ctx = model.context_conv(h, torch.zeros(2, DIM), *_edges(top))
+    pooled = torch.zeros(2, DIM)
+    for (src, dst), alpha in zip(top.edge_index.T, top.edge_weight, strict=True):
+        pooled[dst] += alpha * h[src]  # one edge at a time: the plain sum
+    z = model.lin_head2(F.relu(model.lin_head1(h_ctx))) + pooled
+    torch.testing.assert_close(model(cg, features), F.normalize(z, dim=1))
+
+
+def test_residual_needs_out_dim_equal_to_dim(graph, store):
+    with pytest.raises(ValueError, match="out_dim == dim"):
+        _model(graph, store, residual=True)
+
+
+def _edges(block):
+    return block.edge_index, block.edge_weight
 
 
 def test_cold_item_without_id_embedding_is_embedded(graph, store):
@@ -163,7 +209,7 @@ def test_cold_dropout_drops_neighbourhoods_and_ids_in_training_only(graph, store
     dropped = model.train()(cg, features)
     no_id = torch.ones(cg.input_nodes.numel(), dtype=torch.bool)
     h = model.projector(features, without_id=no_id)
-    want = model.head(model.convolve(_without_item_edges(cg), h))
+    want = model.head(*model.convolve(_without_item_edges(cg), h))
     torch.testing.assert_close(dropped, want)
     plain = _model(graph, store, id_embedding=True)
     assert not torch.allclose(dropped, plain(cg, features))

@@ -82,7 +82,7 @@ def test_resume_continues_exactly_and_checkpoints_load_anywhere(
     train(cfg, graph_dir, tmp_path / "straight", workers=2)
     config = tmp_path / "cfg.yaml"
     config.write_text(
-        "sampler: {num_walks: 10, top_k: 5}\n"
+        "sampler: {num_walks: 10, top_k: 5, num_layers: 2}\n"
         "model: {dim: 16, hidden_dim: 16, out_dim: 16, text_buckets: 512}\n"
         "train: {epochs: 2, steps_per_epoch: 3, batch_size: 32,"
         " num_random_negatives: 40, max_hard_negatives: 2, checkpoint_every: 0,"

@@ -41,7 +41,8 @@ def test_resume_ends_with_exactly_the_parameters_of_a_straight_run(
 
 
 def test_loss_falls(graph_dir, tmp_path):
-    # Measured: margin loss over steps 51-60 is about 0.67 of steps 1-10.
+    # Measured: margin loss over steps 51-60 is about 0.83 of steps 1-10 (0.78
+    # without the residual, which starts higher: 0.176 against 0.132).
     cfg = tiny_config(
         epochs=1, steps_per_epoch=60, max_hard_negatives=0, lr=0.01, loss="margin"
     )
@@ -50,7 +51,7 @@ def test_loss_falls(graph_dir, tmp_path):
         json.loads(line)["loss"]
         for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()
     ]
-    assert sum(losses[-10:]) / 10 < 0.8 * sum(losses[:10]) / 10
+    assert sum(losses[-10:]) / 10 < 0.9 * sum(losses[:10]) / 10
 
 
 @pytest.mark.parametrize("loss", ["margin", "softmax"])

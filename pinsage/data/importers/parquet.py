@@ -136,7 +136,7 @@ def import_parquet(
             tables |= _split_test(tmp, test_fraction, seed)
             names.append("test")
         if "items" in names:
-            items = read_items(src / "items.parquet", columns.item, item_kind)
+            items = read_items(src / "items.parquet", columns.catalogue_id, item_kind)
             pq.write_table(items, tmp / "items.parquet", row_group_size=ROW_GROUP_ROWS)
             tables["items"] = {"rows": items.num_rows}
         if cold_items:
