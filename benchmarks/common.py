@@ -180,15 +180,20 @@ def loader_workload(steps: int):
     ``steps`` minibatches of `LOADER_BATCH` pairs, no hard negatives and no
     checkpoints, so that what is timed is batch making and the training step.
     """
-    from pinsage.config import PipelineConfig, SamplerConfig, TrainConfig
+    from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig, TrainConfig
 
     graph = synthetic_graph(20_000, 10_000, 500_000)
+    # Two layers and both objectives, as when the loader figures were first taken
+    # (the embedded default has since become the one-layer Gowalla recipe).
     cfg = PipelineConfig(
-        sampler=SamplerConfig(num_walks=30, top_k=10),
+        sampler=SamplerConfig(num_walks=30, top_k=10, num_layers=2),
+        model=ModelConfig(context_id_embedding=True),
         train=TrainConfig(
             epochs=1,
             steps_per_epoch=steps,
             batch_size=LOADER_BATCH,
+            objective="both",
+            in_batch_negatives=False,
             checkpoint_every=0,
             max_hard_negatives=0,
         ),

@@ -68,9 +68,15 @@ LINGER = 10.0  # seconds a child's descendants may take to exit after it
 def _config():
     from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig, TrainConfig
 
+    # Inference as in training (top TOP_K of 100 walks), a per-user ID: the setting of
+    # the published figures, whatever the embedded default becomes.
     return PipelineConfig(
-        sampler=SamplerConfig(top_k=TOP_K, num_layers=LAYERS),
-        model=ModelConfig(dim=DIM, hidden_dim=DIM, out_dim=DIM),
+        sampler=SamplerConfig(
+            top_k=TOP_K, num_layers=LAYERS, infer_num_walks=None, infer_top_k=None
+        ),
+        model=ModelConfig(
+            dim=DIM, hidden_dim=DIM, out_dim=DIM, context_id_embedding=True
+        ),
         train=TrainConfig(num_workers=0),
     )
 
