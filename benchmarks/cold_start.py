@@ -41,16 +41,15 @@ from pinsage.config import (  # noqa: E402
     PipelineConfig,
     SamplerConfig,
     TrainConfig,
-    load_section,
 )
 from pinsage.data.importers import import_movielens  # noqa: E402
 from pinsage.data.synth import SynthConfig, synthesize  # noqa: E402
 from pinsage.eval.job import evaluator  # noqa: E402
 from pinsage.graph import build_graph, load_graph  # noqa: E402
 from pinsage.infer.local import embed_all  # noqa: E402
+from pinsage.run import load_run  # noqa: E402
 from pinsage.sampler.table import neighborhood_table  # noqa: E402
-from pinsage.train import load_checkpoint, train  # noqa: E402
-from pinsage.train.model import model_from_checkpoint  # noqa: E402
+from pinsage.train import train  # noqa: E402
 
 KEYS = (
     "recall@20",
@@ -161,10 +160,9 @@ def run_seed(args, seed: int, model: dict, drop: str | None, root: Path) -> dict
     shutil.rmtree(run, ignore_errors=True)
     t0 = time.perf_counter()
     train(cfg, graph_dir, run)
-    checkpoint = load_checkpoint(run)
-    run_cfg = load_section(PipelineConfig, checkpoint["config"], str(run))
     graph = load_graph(graph_dir)
-    net, store = model_from_checkpoint(checkpoint, run_cfg, graph, run)
+    trained = load_run(run, graph)
+    run_cfg, net, store = trained.config, trained.model, trained.store
     metrics = evaluator(graph, data / "test.parquet", run_cfg)(net, store)
     record = {
         "seed": seed,

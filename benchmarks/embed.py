@@ -125,20 +125,12 @@ def _prepare(items: int) -> dict:
 
 def _load(items: int):
     """(cfg, graph, store, model) of the cached run, model in eval mode."""
-    from pinsage.config import PipelineConfig, load_section
     from pinsage.graph import load_graph
-    from pinsage.nn.features import FeatureStore
-    from pinsage.train import load_checkpoint
-    from pinsage.train.model import build_model
+    from pinsage.run import load_run
 
-    checkpoint = load_checkpoint(_paths(items)["run"])
-    cfg = load_section(PipelineConfig, checkpoint["config"], "checkpoint config")
     graph = load_graph(_graph(items))
-    store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
-    model = build_model(cfg, graph, store)
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
-    return cfg, graph, store, model
+    run = load_run(_paths(items)["run"], graph)
+    return run.config, graph, run.store, run.model
 
 
 def _table(items: int) -> dict:

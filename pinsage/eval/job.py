@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from pinsage.atomic import write_json
-from pinsage.config import PipelineConfig, load_section
+from pinsage.config import PipelineConfig
 from pinsage.data.contract import InteractionColumns, iter_interactions
 from pinsage.eval.baselines import baseline_metrics
 from pinsage.eval.cold import cold_item_mask, cold_start_metrics
@@ -32,11 +32,10 @@ from pinsage.eval.metrics import (
 from pinsage.graph.store import Graph, load_graph
 from pinsage.infer.local import embed_all
 from pinsage.nn.features import FeatureStore
+from pinsage.run import load_run
 from pinsage.sampler.table import neighborhood_table
 from pinsage.seeding import generator_for
 from pinsage.threads import fit_torch_threads
-from pinsage.train.checkpoint import load_checkpoint
-from pinsage.train.model import model_from_checkpoint
 
 __all__ = ["evaluate_baselines", "evaluate_run", "evaluator", "read_test_csr"]
 
@@ -164,15 +163,12 @@ def evaluate_run(
     ``baselines`` (names from `pinsage.eval.baselines`) are ranked on the same graph
     and test file and reported under ``"baselines"``.
     """
-    checkpoint = load_checkpoint(run_dir)
-    cfg = load_section(
-        PipelineConfig, checkpoint["config"], f"{run_dir} checkpoint config"
-    )
-    fit_torch_threads(cfg.train.torch_threads)
     graph = load_graph(graph_dir)
-    model, store = model_from_checkpoint(checkpoint, cfg, graph, Path(run_dir))
-    metrics = evaluator(graph, test_file, cfg, ks)(model, store)
-    metrics = {"step": checkpoint["step"], **metrics}
+    run = load_run(run_dir, graph)
+    cfg = run.config
+    fit_torch_threads(cfg.train.torch_threads)
+    metrics = evaluator(graph, test_file, cfg, ks)(run.model, run.store)
+    metrics = {"step": run.step, **metrics}
     if baselines:
         metrics["baselines"] = evaluate_baselines(
             graph, test_file, baselines, ks, seed=cfg.sampler.seed

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pinsage.atomic import atomic_dir
-from pinsage.config import EMBED_ENGINES, PipelineConfig, load_section
+from pinsage.config import EMBED_ENGINES, PipelineConfig
 from pinsage.errors import CheckpointError, ConfigError
 from pinsage.graph.store import Graph, load_graph
 from pinsage.infer.local import embed_all
@@ -37,10 +37,10 @@ from pinsage.infer.output import (
 from pinsage.infer.ray_engine import RayOptions, check_supported, embed_ray, ray_session
 from pinsage.nn.features import FeatureStore
 from pinsage.nn.model import PinSageModel
+from pinsage.run import load_run
 from pinsage.sampler.table import neighborhood_table
 from pinsage.threads import fit_torch_threads
-from pinsage.train.checkpoint import latest_checkpoint, load_checkpoint
-from pinsage.train.model import model_from_checkpoint
+from pinsage.train.checkpoint import latest_checkpoint
 
 __all__ = ["ENGINES", "embed"]
 
@@ -212,19 +212,6 @@ def choose_engine(
     )
 
 
-def trained_model(
-    run_dir: Path, graph: Graph, path: Path
-) -> tuple[PinSageModel, FeatureStore, PipelineConfig, dict]:
-    """(model in eval mode, feature store, run config, checkpoint) of ``run_dir``.
-
-    ``path`` is the checkpoint file (`latest_checkpoint_path`), named in errors.
-    """
-    checkpoint = load_checkpoint(run_dir)
-    cfg = load_section(PipelineConfig, checkpoint["config"], f"{path} config")
-    model, store = model_from_checkpoint(checkpoint, cfg, graph, path)
-    return model, store, cfg, checkpoint
-
-
 def reusable_manifest(
     out: Path, key: dict, contexts: bool, overwrite: bool
 ) -> dict | None:
@@ -287,7 +274,8 @@ def embed(
     if (existing := reusable_manifest(out, key, contexts, overwrite)) is not None:
         log.info("%s already holds these embeddings; nothing to do", out)
         return existing
-    model, store, cfg, checkpoint = trained_model(run_dir, graph, checkpoint_path)
+    run = load_run(run_dir, graph, where=checkpoint_path)
+    model, store, cfg = run.model, run.store, run.config
     fit_torch_threads(cfg.train.torch_threads)
     engine, why = choose_engine(engine, graph, cfg, options.address)
     log.info("embed: the %s engine (%s)", engine, why)
@@ -307,7 +295,7 @@ def embed(
             "contexts": num_contexts,
             **key,
             "checkpoint": str(checkpoint_path),
-            "step": checkpoint["step"],
+            "step": run.step,
             "graph": str(graph.path),
             "engine": engine,
             "engine_reason": why,

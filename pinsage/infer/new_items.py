@@ -37,11 +37,11 @@ from pinsage.infer.job import (
     Phases,
     latest_checkpoint_path,
     reusable_manifest,
-    trained_model,
 )
 from pinsage.infer.output import file_sha256, finish, matrix_batches, write_parts
 from pinsage.nn.features import FeatureStore
 from pinsage.nn.model import PinSageModel
+from pinsage.run import load_run
 from pinsage.sampler.blocks import build_blocks
 from pinsage.sampler.table import CHUNK, neighborhood_table
 from pinsage.sampler.walks import Neighbors
@@ -298,10 +298,11 @@ def embed_new_items(
     if (existing := reusable_manifest(out, key, False, overwrite)) is not None:
         log.info("%s already holds these new items' embeddings; nothing to do", out)
         return existing
-    model, store, cfg, checkpoint = trained_model(run_dir, graph, path)
+    run = load_run(run_dir, graph, where=path)
+    model, store, cfg = run.model, run.store, run.config
     fit_torch_threads(cfg.train.torch_threads)  # as `embed` does
     columns = InteractionColumns(**graph.manifest["options"]["columns"])
-    catalogue = _catalogue(graph, Path(items), columns.item)
+    catalogue = _catalogue(graph, Path(items), columns.catalogue_id)
     new_ids = catalogue.column("item").combine_chunks()
     num_new = len(new_ids)
     store = _appended(
@@ -325,7 +326,7 @@ def embed_new_items(
             **key,
             "with_interactions": int(len(pairs[0])),
             "checkpoint": str(path),
-            "step": checkpoint["step"],
+            "step": run.step,
             "graph": str(graph.path),
             "engine": "local",
             "seed": cfg.sampler.seed,

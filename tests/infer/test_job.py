@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pinsage.config import PipelineConfig, load_section
 from pinsage.data.synth import SynthConfig, synthesize
@@ -133,3 +134,22 @@ def test_auto_engine_writes_its_choice(run_dir, graph_dir, tmp_path):
     manifest = embed(run_dir, graph_dir, tmp_path / "emb")  # auto, a tiny graph
     assert manifest["engine"] == "local"
     assert manifest["engine_reason"].startswith("auto: about")
+
+
+def test_load_run_is_the_checkpoint_over_the_graph(run_dir, graph_dir):
+    from pinsage.run import load_run
+    from pinsage.train.model import build_model
+
+    graph = load_graph(graph_dir)
+    run = load_run(run_dir, graph)
+    checkpoint = load_checkpoint(run_dir)
+    assert run.step == checkpoint["step"] == 2
+    assert run.config == load_section(PipelineConfig, checkpoint["config"], "c")
+    assert not run.model.training
+    # The same weights as a model built from the config and loaded by hand.
+    plain = build_model(run.config, graph, run.store)
+    plain.load_state_dict(checkpoint["model"])
+    for (name, got), want in zip(
+        run.model.state_dict().items(), plain.state_dict().values(), strict=True
+    ):
+        assert torch.equal(got, want), name
