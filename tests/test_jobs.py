@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from tests.test_pipeline import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+AGENT_RETRIES, AGENT_WAIT_S = 40, 3  # up to 2 minutes for the job agent to come up
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,14 @@ def _submit(address: str, env: dict, job: str, *args: str) -> str:
         str(REPO / "jobs" / job),
         *args,
     ]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    # Right after `ray start` (on a busy machine, for a minute) the head's job agent
+    # may not be up yet: Ray refuses the submission with "No available agent to
+    # submit job, please try again later", before anything runs, so it is retried.
+    for _ in range(AGENT_RETRIES):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        if "No available agent" not in done.stdout + done.stderr:
+            break
+        time.sleep(AGENT_WAIT_S)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 

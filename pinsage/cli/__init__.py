@@ -121,14 +121,21 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for input errors too.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings only.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also show Ray's own info and warnings."
+)
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, quiet: bool) -> None:
+def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool) -> None:
     """PinSage item embeddings: data -> graph -> sampler -> ... -> lookup."""
     ctx.obj = {"debug": debug}
     logging.basicConfig(
         level=logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+    )
+    # Read by pinsage.infer.ray_engine (RAY_LOG_SETTING) when a Ray session starts.
+    logging.getLogger("pinsage.ray_logs").setLevel(
+        logging.INFO if verbose else logging.ERROR
     )
 
 

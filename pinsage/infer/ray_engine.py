@@ -134,6 +134,29 @@ class RayOptions:
             raise ConfigError(f"RayOptions.num_cpus must be >= 1, got {self.num_cpus}")
 
 
+# The level of this (otherwise unused) logger is the level Ray's own Python loggers
+# get: the CLI sets it (ERROR, or INFO with --verbose) without importing Ray.
+RAY_LOG_SETTING = "pinsage.ray_logs"
+_RAY_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune")
+
+
+def _ray_log_level() -> int:
+    """Ray's loggers' level: `RAY_LOG_SETTING`'s when one is set, else Ray's INFO.
+
+    Ray configures its loggers with a handler of their own (they do not propagate),
+    so the root level does not reach them; its start-up, execution plans and
+    "finished in" lines would fill a job's console otherwise.
+    """
+    level = logging.getLogger(RAY_LOG_SETTING).level
+    return logging.INFO if level == logging.NOTSET else level
+
+
+def _quiet_ray_loggers() -> None:
+    """Set Ray's loggers to `_ray_log_level` (``ray.init`` resets its own)."""
+    for name in _RAY_LOGGERS:
+        logging.getLogger(name).setLevel(_ray_log_level())
+
+
 @contextmanager
 def ray_session(options: RayOptions) -> Iterator[None]:
     """Use the running Ray, or start one (local, or connected to ``address``).
@@ -143,18 +166,25 @@ def ray_session(options: RayOptions) -> Iterator[None]:
     # Our own bar shows the layers; Ray Data's per-operator progress (logged every
     # few seconds when stderr is not a terminal) would drown the job's log.
     ray.data.DataContext.get_current().enable_progress_bars = False
+    _quiet_ray_loggers()
     if ray.is_initialized():
         yield
         return
     if options.address is not None:
-        ray.init(address=options.address, log_to_driver=False)
+        ray.init(
+            address=options.address,
+            log_to_driver=False,
+            logging_level=_ray_log_level(),
+        )
     else:
         ray.init(
             num_cpus=options.num_cpus,
             include_dashboard=False,
             log_to_driver=False,
+            logging_level=_ray_log_level(),
             _system_config=_LOCAL_SYSTEM_CONFIG,
         )
+    _quiet_ray_loggers()  # ray.init configured its loggers again
     try:
         yield
     finally:

@@ -222,3 +222,24 @@ def test_an_exception_leaves_no_folder(
         embed(run_dir, graph_dir, tmp_path / "emb", engine="ray", options=OPTIONS)
     assert list(tmp_path.iterdir()) == []
     assert ray.is_initialized()  # the shared Ray is left running
+
+
+def test_rays_own_log_lines_follow_the_cli_setting(tmp_path, monkeypatch, capsys):
+    import logging
+
+    from pinsage.infer.ray_engine import RAY_LOG_SETTING, _quiet_ray_loggers
+    from tests.test_cli_errors import run_cli
+
+    setting = logging.getLogger(RAY_LOG_SETTING)
+    synth = ["data", "synth", "--out", str(tmp_path / "d"), "--items", "60"]
+    synth += ["--users", "30", "--edges", "300", "--clusters", "3"]
+    synth += ["--subclusters", "2"]
+    try:
+        for flags, level in (([], logging.ERROR), (["-v"], logging.INFO)):
+            assert run_cli([*flags, *synth], monkeypatch, capsys)[0] == 0
+            _quiet_ray_loggers()  # what a Ray session does when it starts
+            for name in ("ray", "ray.data", "ray.train"):
+                assert logging.getLogger(name).getEffectiveLevel() == level, name
+    finally:
+        setting.setLevel(logging.NOTSET)
+        _quiet_ray_loggers()
