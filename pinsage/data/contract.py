@@ -53,6 +53,19 @@ class InteractionColumns:
         """The items file's id column."""
         return self.item if self.items_item is None else self.items_item
 
+    def to_contract(self, names: list[str]) -> dict[str, str]:
+        """{source name: contract name} of the interaction columns among ``names``.
+
+        The renaming an importer applies (absent optional columns left out).
+        """
+        fields = ("user", "item", "weight", "timestamp")
+        contract = InteractionColumns()
+        return {
+            getattr(self, f): getattr(contract, f)
+            for f in fields
+            if getattr(self, f) in names
+        }
+
 
 class InteractionBatch(NamedTuple):
     """One validated batch of interactions.

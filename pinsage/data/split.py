@@ -130,17 +130,11 @@ def write_test_split(
     """
     for _ in iter_interactions(src, columns):  # raises DataError on bad rows
         pass
-    contract = InteractionColumns()
-    names = open_parquet(src, "interactions").schema_arrow.names
-    rename = {
-        getattr(columns, f): getattr(contract, f)
-        for f in ("user", "item", "weight", "timestamp")
-        if getattr(columns, f) in names
-    }
+    rename = columns.to_contract(open_parquet(src, "interactions").schema_arrow.names)
     table = pq.read_table(src, columns=list(rename)).rename_columns(
         list(rename.values())
     )
-    kept, held = split_table(table, share, seed, contract)
+    kept, held = split_table(table, share, seed, InteractionColumns())
     pq.write_table(kept, folder / "interactions.parquet")
     pq.write_table(held, folder / "test.parquet")
     return kept.num_rows, held.num_rows

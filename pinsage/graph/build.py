@@ -283,7 +283,8 @@ def build_graph(
     interactions, out = Path(interactions), Path(out)
     sources = {"interactions": interactions} | ({"items": Path(items)} if items else {})
     t0 = time.perf_counter()
-    interaction_id_kinds(interactions, columns)  # a bad file is named before hashing
+    # The schema checked (a bad file named) before hashing; a test split keeps it.
+    kinds = interaction_id_kinds(interactions, columns)
     checksums = {
         k: {"path": str(p), "sha256": file_sha256(p)} for k, p in sources.items()
     }
@@ -308,7 +309,7 @@ def build_graph(
         {"sources": checksums, "options": options},
     )
     if not test_fraction:
-        return build.run(interactions, columns, t0)
+        return build.run(interactions, columns, kinds, t0)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.split-", dir=out.parent) as d:
         scratch = Path(d)
@@ -316,17 +317,21 @@ def build_graph(
             interactions, scratch, test_fraction, seed, columns
         )
         log.info("held out %d of %d interactions as the test split", held, kept + held)
-        build.test_file = scratch / "test.parquet"
         contract = InteractionColumns(items_item=columns.catalogue_id)
-        return build.run(scratch / "interactions.parquet", contract, t0)
+        return build.run(
+            scratch / "interactions.parquet",
+            contract,
+            kinds,
+            t0,
+            test_file=scratch / "test.parquet",
+        )
 
 
 @dataclass
 class _GraphBuild:
     """One build into ``out``: its fixed inputs; `run` reads interactions and writes.
 
-    ``provenance`` ({sources, options}) goes into the manifest as it is;
-    ``test_file``, when set, is published inside the graph as ``test.parquet``.
+    ``provenance`` ({sources, options}) goes into the manifest as it is.
     """
 
     out: Path
@@ -334,11 +339,23 @@ class _GraphBuild:
     feature_kinds: dict[str, str] | None
     batch_rows: int
     provenance: dict
-    test_file: Path | None = None
 
-    def run(self, interactions: Path, columns: InteractionColumns, t0: float) -> dict:
-        """Read ``interactions`` (two streaming passes), then publish the graph."""
-        user_kind, item_kind = interaction_id_kinds(interactions, columns)
+    def run(
+        self,
+        interactions: Path,
+        columns: InteractionColumns,
+        kinds: tuple[str, str],
+        t0: float,
+        *,
+        test_file: Path | None = None,
+    ) -> dict:
+        """Read ``interactions`` (two streaming passes), then publish the graph.
+
+        ``kinds`` are its (user, item) id kinds (`interaction_id_kinds`);
+        ``test_file``, when given, is published inside the graph as
+        ``test.parquet``.
+        """
+        user_kind, item_kind = kinds
         catalogue = None
         if self.items is not None:
             catalogue = read_items(self.items, columns.catalogue_id, item_kind)
@@ -371,8 +388,8 @@ class _GraphBuild:
                 specs = write_features(
                     read.catalogue, tmp / "features", self.items, self.feature_kinds
                 )
-            if self.test_file is not None:
-                shutil.copyfile(self.test_file, tmp / "test.parquet")
+            if test_file is not None:
+                shutil.copyfile(test_file, tmp / "test.parquet")
             manifest = summary | {
                 "features": [spec.to_json() for spec in specs],
                 **self.provenance,

@@ -43,13 +43,8 @@ def _copy_interactions(
     for batch in iter_interactions(src, cols):
         rows += len(batch.user)
         item_kind = "string" if pa.types.is_large_string(batch.item.type) else "int"
-    names = open_parquet(src, "interactions").schema_arrow.names
-    rename = {
-        getattr(cols, f): getattr(_CONTRACT, f)
-        for f in ("user", "item", "weight", "timestamp")
-        if getattr(cols, f) in names
-    }
     pf = open_parquet(src, "interactions")
+    rename = cols.to_contract(pf.schema_arrow.names)
     writer = None
     for batch in pf.iter_batches(batch_size=ROW_GROUP_ROWS, columns=list(rename)):
         table = pa.Table.from_batches([batch]).rename_columns(list(rename.values()))
