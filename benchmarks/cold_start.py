@@ -12,7 +12,7 @@ trains. Model options go as KEY=VALUE (YAML values), e.g. ``cold_dropout=0`` or
 feature column dropped in turn (the per-group ablation). Goal (issue 17): cold
 recall@20 >= half the warm one, cold share of the top-20 slots within 2x of their
 share of the test interactions.
-Prints one JSON line per (variant, seed) (README "Cold start").
+Prints one JSON line per (variant, seed) (docs/training.md "Cold start").
 
     python benchmarks/cold_start.py [--dataset synthetic|movielens-like]
         [--seeds 0 1] [--cold 0.1] [--model KEY=VALUE ...] [--drop-features]
@@ -125,8 +125,8 @@ def run_seed(args, seed: int, model: dict, drop: str | None, root: Path) -> dict
         )
     graph_dir = root / f"graph-{seed}-{drop}"
     build_graph(data / "interactions.parquet", graph_dir, items=items, overwrite=True)
-    # This benchmark's own recipe, spelled out so that its figures (README "Cold
-    # start") do not move with the embedded default: two layers, a per-user ID,
+    # This benchmark's own recipe, spelled out so that its figures (docs/training.md
+    # "Cold start") do not move with the embedded default: two layers, a per-user ID,
     # both objectives.
     cfg = PipelineConfig(
         sampler=SamplerConfig(
@@ -151,7 +151,7 @@ def run_seed(args, seed: int, model: dict, drop: str | None, root: Path) -> dict
             objective="both",
             temperature=0.07,
             in_batch_negatives=False,
-            num_workers=0,
+            producers=0,
             checkpoint_every=0,
             seed=seed,
         ),

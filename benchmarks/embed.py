@@ -77,7 +77,7 @@ def _config():
         model=ModelConfig(
             dim=DIM, hidden_dim=DIM, out_dim=DIM, context_id_embedding=True
         ),
-        train=TrainConfig(num_workers=0),
+        train=TrainConfig(producers=0),
     )
 
 
@@ -99,7 +99,8 @@ def _paths(items: int) -> dict[str, Path]:
 
 def _prepare(items: int) -> dict:
     """Graph and a 1-step run (both cached)."""
-    from pinsage.train import latest_checkpoint, train
+    from pinsage.run import latest_checkpoint
+    from pinsage.train import train
 
     t0 = time.perf_counter()
     graph_dir = _graph(items)
@@ -151,8 +152,8 @@ def _table(items: int) -> dict:
 
 
 def _saved_table(items: int):
+    from pinsage.run import read_tensors
     from pinsage.sampler import Neighbors
-    from pinsage.train.checkpoint import read_tensors
 
     return Neighbors(*read_tensors(_paths(items)["table"]))
 
@@ -169,7 +170,7 @@ def _engine(items: int, engine: str, ray_options: dict) -> dict:
     from contextlib import nullcontext
 
     from pinsage.infer import RayOptions, embed
-    from pinsage.infer.ray_engine import ray_session
+    from pinsage.ray_session import ray_session
 
     options = RayOptions(**ray_options)
     if engine == "ray-shuffle":
@@ -177,7 +178,9 @@ def _engine(items: int, engine: str, ray_options: dict) -> dict:
     run, graph_dir, out = _paths(items)["run"], _graph(items), _paths(items)["out"]
     out = out.with_name(f"{out.name}-{engine}")
     on_ray = engine.startswith("ray")
-    session = ray_session(options) if on_ray else nullcontext()
+    session = nullcontext()
+    if on_ray:
+        session = ray_session(options.address, options.num_cpus)
     t0 = time.perf_counter()
     with session:
         t1 = time.perf_counter()

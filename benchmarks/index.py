@@ -26,9 +26,10 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CACHE, emit, machine, median_seconds  # noqa: E402
 
+from pinsage.atomic import publish
 from pinsage.index import Index, build_index  # noqa: E402
 from pinsage.index.build import INDEX_FILE, recall_at  # noqa: E402
-from pinsage.infer.output import finish, matrix_batches, write_parts  # noqa: E402
+from pinsage.infer.output import matrix_batches, write_parts  # noqa: E402
 
 DIM = 128
 QUERIES = 1000
@@ -53,7 +54,7 @@ def embeddings_folder(n: int, vectors: np.ndarray) -> Path:
     if not (folder / "_SUCCESS").exists():
         ids = pa.array(np.arange(n, dtype=np.int64))
         write_parts(folder, "item", ids, matrix_batches(vectors))
-        finish(folder, {"count": n, "dim": DIM, "checkpoint_sha256": f"synthetic-{n}"})
+        publish(folder, {"count": n, "dim": DIM, "checkpoint_sha256": f"synthetic-{n}"})
     return folder
 
 

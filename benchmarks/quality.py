@@ -18,10 +18,13 @@ index and measures recall@20 of `Index.recommend`, which must match the evaluati
     python benchmarks/quality.py [--dataset gowalla|synthetic|movielens-like]
         [--data DIR] [--config FILE] [--set section.key=value ...]
         [--epochs N] [--steps N] [--seeds N] [--ablation [--only VARIANT ...]]
-        [--served] [--no-baselines] [--selection]
+        [--served] [--no-baselines] [--selection | --refit]
 
 ``--selection`` is for choosing a setting: it trains and reports the validation
 curve only, and never reads the test file (nor ranks the baselines on it).
+``--refit`` is the last step of the protocol: once the recipe and its epochs are
+chosen on the validation curve, train on the whole training file (no validation
+share held out, so no curve) and read the test file once.
 
 Prints JSON lines: the setting, the baselines, one line per (variant, seed), and a
 summary per variant (mean and half-range over seeds).
@@ -108,6 +111,8 @@ def _config(args) -> PipelineConfig | None:
     train = {"epochs": args.epochs, "steps_per_epoch": args.steps}
     train = {k: v for k, v in train.items() if v}
     cfg = replace(cfg, train=replace(cfg.train, **train))
+    if args.refit:
+        cfg = replace(cfg, data=replace(cfg.data, validation_share=0.0))
     return override(cfg, args.set)
 
 
@@ -159,6 +164,7 @@ def run_variant(cfg: PipelineConfig, name: str, seed: int, args) -> dict:
         "dataset": args.dataset,
         "variant": name,
         "seed": seed,
+        "refit": args.refit,
         "validation_recall@20": curve[-1][1] if curve else None,
         "best_validation_recall@20": max((v for _, v in curve), default=None),
         "validation_curve": curve,
@@ -201,10 +207,16 @@ def main() -> None:
         "--served", action="store_true", help="recall through the index"
     )
     parser.add_argument("--no-baselines", action="store_true")
-    parser.add_argument(
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument(
         "--selection",
         action="store_true",
         help="model selection: validation figures only, the test file is not read",
+    )
+    chosen.add_argument(
+        "--refit",
+        action="store_true",
+        help="the chosen recipe on the whole training file (no validation split)",
     )
     args = parser.parse_args()
     torch.set_num_threads(len(os.sched_getaffinity(0)))
@@ -252,7 +264,7 @@ def main() -> None:
             "variant": name,
             "seeds": args.seeds,
         }
-        keys = ["validation_recall@20", "train_minutes"]
+        keys = ["train_minutes"] + ([] if args.refit else ["validation_recall@20"])
         keys += [] if args.selection else ["recall@20", "ndcg@20"]
         for key in keys:
             values = np.array([r[key] for r in records])

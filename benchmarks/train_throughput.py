@@ -105,7 +105,7 @@ def main() -> None:
         for name, (workers, kind, tables) in VARIANTS.items():  # interleaved
             run = CACHE / f"throughput-{name}-{repeat}"
             shutil.rmtree(run, ignore_errors=True)
-            tc = replace(base.train, num_workers=workers, neighborhoods=tables)
+            tc = replace(base.train, producers=workers, neighborhoods=tables)
             cfg = replace(base, train=tc)
             results[name].append(train(cfg, graph, run, producer=kind))
             shutil.rmtree(run, ignore_errors=True)

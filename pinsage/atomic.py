@@ -6,6 +6,10 @@ new artifact, incomplete) or ``.NAME.old-...`` (the previous one, set aside for 
 rename). Its name carries the writer's host and pid, ``.NAME.tmp-HHHHHH-PID-XXXXXXXX``,
 so that the next writer of NAME (`remove_dead_leftovers`, called by `atomic_dir`)
 removes it once that writer is dead, and never while it is still writing.
+
+Every artifact folder (data, graph, embeddings, index) ends the same way: `publish`
+writes its ``manifest.json`` and then ``_SUCCESS`` into the temporary sibling, and
+`complete_manifest` is the one rule for "this folder is complete": both files there.
 """
 
 from __future__ import annotations
@@ -27,8 +31,12 @@ from typing import Any
 from pinsage.errors import DataError
 
 __all__ = [
+    "MANIFEST",
+    "SUCCESS",
     "atomic_dir",
+    "complete_manifest",
     "file_sha256",
+    "publish",
     "read_json",
     "remove_dead_leftovers",
     "remove_dead_leftovers_in",
@@ -38,6 +46,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"  # what an artifact folder holds and how it was made
+SUCCESS = "_SUCCESS"  # written last: the folder is complete
 
 # A leftover whose writer cannot be checked (written on another host, or named before
 # names carried a pid) is removed once untouched this long: no writer pauses a day.
@@ -205,3 +216,25 @@ def file_sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def publish(folder: Path, manifest: dict) -> None:
+    """Write ``folder``'s manifest, then ``_SUCCESS``: the artifact is complete.
+
+    Called last, on the temporary sibling `atomic_dir` yields, so that a folder
+    with ``_SUCCESS`` always has the manifest that describes it.
+    """
+    write_json(Path(folder) / MANIFEST, manifest)
+    (Path(folder) / SUCCESS).touch()
+
+
+def complete_manifest(folder: Path) -> dict | None:
+    """The manifest of a complete artifact folder; None when it is not complete.
+
+    Complete means `publish` finished: ``_SUCCESS`` and ``manifest.json`` are both
+    there. `DataError` naming the file when the manifest is not a JSON object.
+    """
+    folder = Path(folder)
+    if not (folder / SUCCESS).exists() or not (folder / MANIFEST).exists():
+        return None
+    return read_json(folder / MANIFEST)

@@ -7,15 +7,18 @@ out-of-range values raise `ConfigError` naming the key (and the nearest valid on
 from __future__ import annotations
 
 import difflib
+import logging
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
 from pinsage.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DataConfig",
@@ -99,7 +102,7 @@ class ModelConfig:
     # 0.276; the demo's data 0.110 -> 0.396, above item-kNN and GF-CF). Items without
     # interactions keep a zero ID row and are embedded from their features; false
     # (features only) keeps the newest items of a MovieLens-like catalogue in the
-    # recommendations, which the IDs crowd out (README "Cold start").
+    # recommendations, which the IDs crowd out (docs/training.md "Cold start").
     id_embedding: bool | None = None
     context_id_embedding: bool = False  # learned per-user vector beside its items
     # How ID embeddings start: "spectral" (the item's coordinates on R~'s top
@@ -155,6 +158,10 @@ class ModelConfig:
 class TrainConfig:
     """The training loop, examples, negatives and loss (DESIGN.md "Loss")."""
 
+    # Keys renamed since a release wrote them: old name -> new. Configs and runs that
+    # use the old name still load, with a warning (`load_section`).
+    RENAMED: ClassVar[dict[str, str]] = {"num_workers": "producers"}
+
     epochs: int = 5  # curriculum: epoch n adds n-1 hard negatives per query
     steps_per_epoch: int = 100  # minibatches per epoch
     batch_size: int = 512  # positive pairs per minibatch
@@ -186,7 +193,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 20  # linear warm-up, then cosine decay to lr / 10
     grad_clip: float = 1.0
-    num_workers: int = 1  # producer processes; 0 = produce in the training process
+    # Batch producers per trainer (threads or processes, `train --producer`); 0 builds
+    # batches in the training loop. Not `--workers`: those are data-parallel replicas.
+    producers: int = 1
     # torch intra-op threads of the trainer; None: the CPUs this process may use
     # (affinity, cgroup quota) less the producers (`pinsage.threads`).
     torch_threads: int | None = None
@@ -204,7 +213,7 @@ class TrainConfig:
         for name in (
             "num_random_negatives",
             "max_hard_negatives",
-            "num_workers",
+            "producers",
             "warmup_steps",
             "eval_every",
             "checkpoint_every",
@@ -315,7 +324,12 @@ class SynthConfig:
 
 DATA_FORMATS = ("folder", "lightgcn", "movielens", "parquet")
 IMPORT_FORMATS = DATA_FORMATS[1:]  # `data import --format`
-FEATURE_KINDS = ("dense", "vector", "categorical", "text")  # pinsage.graph.features
+FEATURE_KINDS = (
+    "dense",
+    "vector",
+    "categorical",
+    "text",
+)  # pinsage.graph.feature_columns
 MAX_K = 1000  # DESIGN.md: a lookup k outside 1..1000 is bad input
 EMBED_ENGINES = ("auto", "ray", "local")
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")
@@ -461,7 +475,7 @@ def load_section(cls: type[T], raw: Any, where: str) -> T:
     hints = typing.get_type_hints(cls)
     allowed = [f.name for f in fields(cls)]
     values = {}
-    for key, value in raw.items():
+    for key, value in _renamed(cls, raw, where).items():
         if key not in allowed:
             near = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"; did you mean '{near[0]}'?" if near else ""
@@ -492,6 +506,24 @@ def load_section(cls: type[T], raw: Any, where: str) -> T:
         if str(exc).startswith(where):
             raise
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _renamed(cls: type, raw: dict, where: str) -> dict:
+    """``raw`` with the keys ``cls.RENAMED`` lists under their new names (warned)."""
+    renamed = getattr(cls, "RENAMED", {})
+    out = {}
+    for key, value in raw.items():
+        if key in renamed:
+            new = renamed[key]
+            if new in raw:
+                raise ConfigError(
+                    f"{where}: both '{key}' and '{new}' are set; '{key}' is the old "
+                    f"name of '{new}': keep '{new}' only."
+                )
+            log.warning("%s: '%s' is now '%s'; rename the key", where, key, new)
+            key = new
+        out[key] = value
+    return out
 
 
 def load_config(path: Path) -> PipelineConfig:

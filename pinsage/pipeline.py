@@ -133,7 +133,7 @@ def _data(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> None:
 
 def _graph(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> None:
     from pinsage.graph import build_graph, load_graph
-    from pinsage.train.checkpoint import graph_key
+    from pinsage.run import graph_key
 
     items = paths.data / "items.parquet"
     items = items if items.exists() else None
@@ -172,7 +172,8 @@ def _train(
     """
     from pinsage.eval.job import evaluator
     from pinsage.graph import load_graph
-    from pinsage.train import latest_checkpoint, load_checkpoint, train
+    from pinsage.run import latest_checkpoint, load_checkpoint
+    from pinsage.train import train
 
     if overwrite:
         shutil.rmtree(paths.run, ignore_errors=True)
@@ -209,7 +210,7 @@ NO_TEST_SPLIT = (
 def _eval(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> bool | str:
     """Evaluate on the held-out interactions; False when done, why if there are none."""
     from pinsage.eval.job import evaluate_run
-    from pinsage.train import load_checkpoint
+    from pinsage.run import load_checkpoint
 
     test = paths.data / "test.parquet"
     if not test.exists():

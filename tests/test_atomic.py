@@ -20,8 +20,7 @@ from pinsage.config import load_config
 from pinsage.errors import DataError
 from pinsage.graph import load_graph
 from pinsage.pipeline import run_pipeline
-from tests.test_cli_errors import run_cli
-from tests.test_pipeline import TINY
+from tests.helpers import TINY, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -1,27 +1,10 @@
 """Bad input: exit code 2, a message naming file and column, no output left behind."""
 
-import sys
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pinsage.cli import main
-
-
-def run_cli(args, monkeypatch, capsys):
-    """Run `pinsage ARGS` in-process through main().
-
-    Returns (exit code, stdout, stderr).
-    """
-    monkeypatch.setattr(sys, "argv", ["pinsage", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.helpers import run_cli
 
 
 def _write(path, **columns):

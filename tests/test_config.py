@@ -92,3 +92,14 @@ def test_a_value_error_names_the_file(tmp_path):
     assert str(info.value).startswith(f"{path}.train: ") and "train.lr" in str(
         info.value
     )
+
+
+def test_a_renamed_key_still_loads_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "old.yaml"
+    path.write_text("train: {num_workers: 0, epochs: 2}\n")
+    cfg = load_config(path)
+    assert (cfg.train.producers, cfg.train.epochs) == (0, 2)
+    assert "'num_workers' is now 'producers'" in caplog.text
+    path.write_text("train: {num_workers: 0, producers: 1}\n")
+    with pytest.raises(ConfigError, match="both 'num_workers' and 'producers'"):
+        load_config(path)

@@ -14,13 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from pinsage.atomic import publish
 from pinsage.cli import _environment_error
 from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.graph import build_graph
-from pinsage.infer.output import finish, matrix_batches, write_parts
+from pinsage.infer.output import matrix_batches, write_parts
 from pinsage.train import train
-from tests.helpers import assert_one_error_line, tiny_config
-from tests.test_cli_errors import run_cli
+from tests.helpers import assert_one_error_line, run_cli, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def embeddings(tmp_path_factory):
     folder = tmp_path_factory.mktemp("env_emb") / "emb"
     vectors = np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32)
     write_parts(folder, "item", pa.array(range(40)), matrix_batches(vectors))
-    finish(folder, {"count": 40, "dim": 8, "checkpoint_sha256": "x"})
+    publish(folder, {"count": 40, "dim": 8, "checkpoint_sha256": "x"})
     return folder
 
 

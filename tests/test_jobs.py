@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from pinsage.pipeline import STAGES
-from tests.helpers import free_port
-from tests.test_pipeline import TINY
+from tests.helpers import TINY, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -13,12 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from pinsage.atomic import publish
 from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.graph import build_graph
-from pinsage.infer.output import finish, matrix_batches, write_parts
-from pinsage.train import latest_checkpoint, train
-from tests.helpers import assert_one_error_line, tiny_config
-from tests.test_cli_errors import run_cli
+from pinsage.infer.output import matrix_batches, write_parts
+from pinsage.run import latest_checkpoint
+from pinsage.train import train
+from tests.helpers import assert_one_error_line, run_cli, tiny_config
 
 BAD_ROW = 3
 
@@ -87,7 +88,7 @@ def test_pipeline_stops_at_graph_build_and_writes_nothing(
     config.write_text(
         f"data: {{path: '{bad}', format: folder}}\n"
         "model: {dim: 8, hidden_dim: 8, out_dim: 8, text_buckets: 256}\n"
-        "train: {epochs: 1, steps_per_epoch: 2, batch_size: 16, num_workers: 0}\n"
+        "train: {epochs: 1, steps_per_epoch: 2, batch_size: 16, producers: 0}\n"
         "embed: {engine: local}\n"
     )
     root = tmp_path / "root"
@@ -166,7 +167,7 @@ def _embeddings_with_a_nan(folder, contexts: bool = False):
     vectors = rng.standard_normal((50, 8)).astype(np.float32)
     ids = pa.array([f"i{i}" for i in range(50)])
     write_parts(folder, "item", ids, matrix_batches(vectors, rows=20))
-    finish(folder, {"count": 50, "dim": 8, "checkpoint_sha256": "x"})
+    publish(folder, {"count": 50, "dim": 8, "checkpoint_sha256": "x"})
     part = folder / "part-00002.parquet"  # rows 40..49
     table = pq.read_table(part)
     flat = pc.list_flatten(table["embedding"]).to_numpy(zero_copy_only=False).copy()

@@ -16,18 +16,10 @@ import pytest
 from pinsage.config import load_config
 from pinsage.errors import ConfigError
 from pinsage.pipeline import STAGES, config_sha256, run_pipeline
-from tests.test_cli_errors import run_cli
+from tests.helpers import TINY, run_cli
 
 # Small enough for seconds a stage; checkpoints every 4 steps so a kill mid-training
 # finds one to resume from.
-TINY = """
-synth: {num_items: 300, num_users: 200, num_edges: 5000, num_clusters: 5}
-sampler: {num_walks: 30}
-model: {dim: 16, hidden_dim: 16, out_dim: 16, text_buckets: 1024}
-train: {epochs: 2, steps_per_epoch: 12, batch_size: 64, num_workers: 0,
-        checkpoint_every: 4, num_random_negatives: 50}
-embed: {engine: local}
-"""
 ARTIFACTS = ("data", "graph", "embeddings", "index")
 
 
@@ -99,40 +91,44 @@ def test_a_second_pipeline_on_a_root_in_use_is_refused(config, reference):
     assert run_pipeline(load_config(config), reference)["stages"]  # released: runs
 
 
-def _pipeline(config: Path, root: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from pinsage.cli import main; main()",
-            "-q",
-            "pipeline",
-            "--config",
-            str(config),
-            "--root",
-            str(root),
-        ],
-        start_new_session=True,  # its own process group: the kill takes every child
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _stage_done(root: Path, stage: str) -> bool:
-    try:
-        return stage in json.loads((root / "manifest.json").read_text())["stages"]
-    except (OSError, ValueError, KeyError):
-        return False
-
+# Runs `pinsage pipeline` with one function wrapped: after it returns, the wrapper
+# touches MARKER and sleeps, so the test kills a process that is certainly mid-stage
+# (a poll for files alone could find the pipeline already finished).
+_PAUSED_PIPELINE = """
+import importlib, pathlib, sys, time
+from pinsage.cli import main
+module_name, attr, marker = sys.argv[1:4]
+module = importlib.import_module(module_name)
+real = getattr(module, attr)
+def paused(*args, **kwargs):
+    out = real(*args, **kwargs)
+    pathlib.Path(marker).touch()
+    time.sleep(600)
+    return out
+setattr(module, attr, paused)
+sys.argv = ["pinsage", *sys.argv[4:]]
+main()
+"""
 
 KILL_POINTS = {
-    # mid-training, after its first checkpoint
-    "train": lambda root: any((root / "run/checkpoints").glob("*.pt")),
-    # as embedding starts (the evaluation has just been recorded)
-    "embed": lambda root: _stage_done(root, "eval"),
-    # as the index build starts
-    "index": lambda root: (root / "embeddings/_SUCCESS").exists(),
+    # mid-training, once its first checkpoint is written
+    "train": ("pinsage.train.loop", "save_checkpoint"),
+    # mid-embedding: the vectors written to the temporary folder, not yet published
+    "embed": ("pinsage.infer.job", "_write"),
+    # mid-index build: the index file written to the temporary folder
+    "index": ("faiss", "write_index"),
 }
+
+
+def _paused_pipeline(config: Path, root: Path, stage: str, marker: Path):
+    module, attr = KILL_POINTS[stage]
+    return subprocess.Popen(
+        [sys.executable, "-c", _PAUSED_PIPELINE, module, attr, str(marker)]
+        + ["-q", "pipeline", "--config", str(config), "--root", str(root)],
+        start_new_session=True,  # its own process group: the kill takes every child
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow
@@ -140,23 +136,34 @@ KILL_POINTS = {
 def test_killed_anywhere_then_rerun_gives_the_same_index(
     config, reference, tmp_path, stage
 ):
-    root = tmp_path / "root"
-    proc = _pipeline(config, root)
+    root, marker = tmp_path / "root", tmp_path / "paused"
+    proc = _paused_pipeline(config, root, stage, marker)
     deadline = time.monotonic() + 300
-    while not KILL_POINTS[stage](root) and proc.poll() is None:
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, f"never reached the {stage} stage"
         time.sleep(0.02)
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert proc.poll() is None  # paused mid-stage, so the kill below kills it
+    os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    proc.stderr.close()
     for name in ARTIFACTS:  # each artifact is complete or absent, never half-written
         assert not (root / name).exists() or (root / name / "_SUCCESS").exists()
+    assert stage not in _stages_done(root)  # killed inside it
     run_pipeline(load_config(config), root)
     assert not [*root.glob(".*.tmp-*"), *root.glob(".*.old-*")]  # leftovers removed
     vectors, ids = _index_of(root)
     want_vectors, want_ids = _index_of(reference)
     assert ids == want_ids
     np.testing.assert_array_equal(vectors, want_vectors)
+
+
+def _stages_done(root: Path) -> list[str]:
+    """The stages the root's manifest records as finished."""
+    try:
+        return list(json.loads((root / "manifest.json").read_text())["stages"])
+    except (OSError, ValueError, KeyError):
+        return []
 
 
 def test_training_selects_on_validation_and_reads_the_test_file_once(

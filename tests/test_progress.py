@@ -31,7 +31,7 @@ def test_silent_on_a_terminal(caplog, monkeypatch):
     assert not caplog.records
 
 
-def test_the_neighbourhood_table_reports_in_a_log(monkeypatch, caplog):
+def test_the_neighborhood_table_reports_in_a_log(monkeypatch, caplog):
     import functools
 
     import pinsage.sampler.table as table

@@ -59,15 +59,16 @@ def test_query_loads_faiss_but_not_torch_or_ray(tmp_path):
     # A tiny index: ids, vectors and a flat FAISS file, as `index build` writes them.
     import numpy as np
 
+    from pinsage.atomic import publish
     from pinsage.index.build import build_index
-    from pinsage.infer.output import finish, matrix_batches, write_parts
+    from pinsage.infer.output import matrix_batches, write_parts
 
     emb = tmp_path / "emb"
     emb.mkdir()
     ids = __import__("pyarrow").array(np.arange(20, dtype=np.int64))
     vectors = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
     write_parts(emb, "item", ids, matrix_batches(vectors))
-    finish(emb, {"count": 20, "dim": 4, "contexts": None, "checkpoint_sha256": "x"})
+    publish(emb, {"count": 20, "dim": 4, "contexts": None, "checkpoint_sha256": "x"})
     build_index(emb, tmp_path / "index", kind="flat")
     loaded = _imported(["query", "--index", str(tmp_path / "index"), "--item", "3"])
     assert "faiss" in loaded

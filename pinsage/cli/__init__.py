@@ -16,6 +16,7 @@ import sys
 import click
 
 from pinsage.errors import PinsageError
+from pinsage.ray_session import RAY_LOG_SETTING
 
 __all__ = ["cli", "main"]
 
@@ -51,9 +52,9 @@ COMMANDS = {
         "sample",
         "Print importance neighbourhoods (top items by random-walk visits).",
     ),
-    "train": ("model", "train_cmd", "Train PinSage on a graph."),
+    "train": ("train_eval", "train_cmd", "Train PinSage on a graph."),
     "eval": (
-        "model",
+        "train_eval",
         "eval_cmd",
         "Evaluate a run: recall/NDCG@K for users, hit-rate@K/MRR for items.",
     ),
@@ -133,8 +134,8 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Read by pinsage.infer.ray_engine (RAY_LOG_SETTING) when a Ray session starts.
-    logging.getLogger("pinsage.ray_logs").setLevel(
+    # Read by pinsage.ray_session when a Ray session starts.
+    logging.getLogger(RAY_LOG_SETTING).setLevel(
         logging.INFO if verbose else logging.ERROR
     )
 

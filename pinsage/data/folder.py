@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import atomic_dir, read_json, write_json
+from pinsage.atomic import atomic_dir, complete_manifest, publish
 
 __all__ = ["ROW_GROUP_ROWS", "folder_params", "write_data_folder"]
 
@@ -24,10 +24,8 @@ ROW_GROUP_ROWS = 1 << 20
 
 def folder_params(out: Path) -> dict | None:
     """The parameters a complete data folder was written with, or None."""
-    manifest = Path(out) / "manifest.json"
-    if not (Path(out) / "_SUCCESS").exists() or not manifest.exists():
-        return None
-    return read_json(manifest).get("params")
+    manifest = complete_manifest(out)
+    return None if manifest is None else manifest.get("params")
 
 
 def write_data_folder(
@@ -55,8 +53,7 @@ def write_data_folder(
             pq.write_table(
                 table, tmp / f"{name}.parquet", row_group_size=ROW_GROUP_ROWS
             )
-        write_json(tmp / "manifest.json", manifest)
-        (tmp / "_SUCCESS").touch()
+        publish(tmp, manifest)
     log.info(
         "wrote %s: %s",
         out,

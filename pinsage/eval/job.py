@@ -29,9 +29,9 @@ from pinsage.eval.metrics import (
     item_to_item_metrics,
     ranking_metrics,
 )
+from pinsage.features import FeatureStore
 from pinsage.graph.store import Graph, load_graph
 from pinsage.infer.local import embed_all
-from pinsage.nn.features import FeatureStore
 from pinsage.run import load_run
 from pinsage.sampler.table import neighborhood_table
 from pinsage.seeding import generator_for

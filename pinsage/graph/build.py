@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from pinsage.atomic import atomic_dir, file_sha256, write_json
+from pinsage.atomic import atomic_dir, file_sha256, publish
 from pinsage.data.contract import (
     BATCH_ROWS,
     InteractionColumns,
@@ -34,7 +34,7 @@ from pinsage.data.contract import (
 )
 from pinsage.data.split import write_test_split
 from pinsage.errors import ConfigError, DataError
-from pinsage.graph.features import write_features
+from pinsage.graph.feature_columns import write_features
 from pinsage.graph.store import FORMAT_VERSION, CSRGraph, is_complete
 
 __all__ = ["build_graph", "csr_from_edges"]
@@ -396,8 +396,7 @@ class _GraphBuild:
                 "build_seconds": round(time.perf_counter() - t0, 3),
                 "sort_seconds": round(sort_seconds, 3),
             }
-            write_json(tmp / "manifest.json", manifest)
-            (tmp / "_SUCCESS").touch()
+            publish(tmp, manifest)
         _log_built(self.out, manifest)
         return manifest
 

@@ -1,7 +1,7 @@
 r"""The graph as a sparse matrix, normalised, and its leading singular vectors.
 
 Shared by the training-free baselines (`pinsage.eval.baselines`) and the spectral
-initialisation of the item ID embeddings (`pinsage.train.model`). R is the binary
+initialisation of the item ID embeddings (`pinsage.run.factory`). R is the binary
 user x item matrix (a repeated interaction counts once) and
 :math:`\tilde R = D_U^{-1/2} R D_I^{-1/2}` its symmetric normalisation, the matrix
 whose item-item Gram :math:`\tilde R^\top \tilde R` LightGCN and GF-CF smooth with.

@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
-from pinsage.atomic import read_json
+from pinsage.atomic import complete_manifest, read_json
 from pinsage.errors import DataError
-from pinsage.graph.features import FeatureSpec, load_feature
+from pinsage.graph.feature_columns import FeatureSpec, load_feature
 
 __all__ = ["CSRGraph", "FORMAT_VERSION", "Graph", "is_complete", "load_graph"]
 
@@ -121,10 +121,9 @@ def is_complete(out: Path, sources: dict, options: dict) -> dict | None:
 
     Returns None when it is incomplete or was built from other sources or options.
     """
-    manifest_path = Path(out) / "manifest.json"
-    if not (Path(out) / "_SUCCESS").exists() or not manifest_path.exists():
+    manifest = complete_manifest(out)
+    if manifest is None:
         return None
-    manifest = read_json(manifest_path)
     same = (
         manifest.get("format_version") == FORMAT_VERSION
         and manifest.get("sources") == sources
@@ -187,7 +186,7 @@ class Graph:
         )
 
     def feature(self, name: str) -> dict:
-        """Load one feature column by name (see `pinsage.graph.features`)."""
+        """Load one feature column by name (see `pinsage.graph.feature_columns`)."""
         for spec in self.features:
             if spec.name == name:
                 return load_feature(self.path / "features", spec)

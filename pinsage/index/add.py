@@ -19,13 +19,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import atomic_dir
+from pinsage.atomic import atomic_dir, complete_manifest, publish
 from pinsage.errors import DataError
 from pinsage.index.backend import faiss
 from pinsage.index.build import IDS_FILE, INDEX_FILE, VECTORS_FILE
 from pinsage.index.contexts import CONTEXT_FILES
 from pinsage.index.search import Index
-from pinsage.infer.output import finish, read_embeddings, read_manifest
+from pinsage.infer.output import read_embeddings
 
 __all__ = ["add_to_index"]
 
@@ -76,7 +76,7 @@ def add_to_index(index_dir: Path, embeddings: Path, *, out: Path | None = None) 
     ids, x = _new_rows(index, Path(embeddings))
     index.index.add(x)
     all_ids = np.concatenate([index.ids, ids])
-    source = read_manifest(Path(embeddings)) or {}
+    source = complete_manifest(Path(embeddings)) or {}
     added = {
         "embeddings": str(Path(embeddings).resolve()),
         "embeddings_checksum": source.get("checkpoint_sha256"),
@@ -93,7 +93,7 @@ def add_to_index(index_dir: Path, embeddings: Path, *, out: Path | None = None) 
         if manifest.get("contexts"):
             for name in CONTEXT_FILES:
                 shutil.copy2(index_dir / name, tmp / name)
-        finish(tmp, manifest)
+        publish(tmp, manifest)
     log.info(
         "added %d items to the index %s (%d in all) in %.1fs",
         len(ids),

@@ -32,12 +32,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import atomic_dir
+from pinsage.atomic import atomic_dir, complete_manifest, publish
 from pinsage.config import INDEX_KINDS
 from pinsage.errors import ConfigError, IndexBuildError
 from pinsage.index.backend import exact_index, faiss, gpu_training, use_gpu
 from pinsage.index.contexts import context_graph, exclude_rows, write_contexts
-from pinsage.infer.output import finish, read_embeddings, read_manifest
+from pinsage.infer.output import read_embeddings
 
 __all__ = [
     "FLAT_MAX",
@@ -120,7 +120,7 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
     return vectors
 
 
-def _neighbours(
+def _neighbors(
     index: faiss.Index, queries: np.ndarray, own: np.ndarray, k: int
 ) -> np.ndarray:
     """Each query's ``k`` nearest rows other than its own (as `Index.search` answers).
@@ -145,10 +145,83 @@ def _tune(
     for setting in plan.settings or ({},):
         for name, value in setting.items():
             space.set_index_parameter(index, name, value)
-        recall = recall_at(_neighbours(index, queries, own, exact.shape[1]), exact)
+        recall = recall_at(_neighbors(index, queries, own, exact.shape[1]), exact)
         if recall >= RECALL_TARGET:
             break
     return setting, recall
+
+
+def _up_to_date(source: dict | None, previous: dict | None, kind: str) -> bool:
+    """Whether the index ``previous`` describes was built from these embeddings.
+
+    Decided from the two manifests, before the vectors are read: a re-run on a
+    complete index costs no pass over the embeddings.
+    """
+    if source is None or previous is None:
+        return False
+    key = {
+        "embeddings_checksum": source.get("checkpoint_sha256"),
+        "contexts": source.get("contexts"),
+        "requested": kind,
+    }
+    return all(previous.get(k) == v for k, v in key.items())
+
+
+def _filled_index(
+    x: np.ndarray, plan: IndexPlan, on_gpu: bool, rng: np.random.Generator
+) -> faiss.Index:
+    """The planned index, trained on a sample of ``x`` (N, D) where it needs it."""
+    n, d = x.shape
+    index = faiss.index_factory(d, plan.factory, faiss.METRIC_INNER_PRODUCT)
+    if not index.is_trained:
+        size = min(n, plan.params["nlist"] * TRAIN_PER_LIST, TRAIN_MAX)
+        with gpu_training(index) if on_gpu else contextlib.nullcontext():
+            index.train(x[np.sort(rng.choice(n, size, replace=False))])
+    index.add(x)
+    return index
+
+
+def _measured(
+    index: faiss.Index,
+    plan: IndexPlan,
+    x: np.ndarray,
+    on_gpu: bool,
+    rng: np.random.Generator,
+) -> tuple[dict, float, int]:
+    """(search parameters, recall@`RECALL_K` against exact search, queries used)."""
+    n, d = x.shape
+    own = np.sort(rng.choice(n, min(n, RECALL_QUERIES), replace=False))
+    queries = x[own]
+    exact_search = exact_index(d, on_gpu)
+    exact_search.add(x)
+    exact = _neighbors(exact_search, queries, own, RECALL_K)
+    del exact_search  # a copy of every vector
+    search_params, recall = _tune(index, plan, queries, own, exact)
+    return search_params, recall, len(queries)
+
+
+def _check_target(embeddings: Path, out: Path, n: int, overwrite: bool) -> None:
+    """Refuse an empty embeddings folder, or an ``out`` that is not this index."""
+    if n == 0:
+        raise IndexBuildError(f"{embeddings} holds no vectors; nothing to index.")
+    if out.exists() and not overwrite:
+        raise ConfigError(
+            f"{out} exists but is not an index of these embeddings; pass "
+            "`--overwrite` to replace it, or choose another folder."
+        )
+
+
+def _log_built(manifest: dict) -> None:
+    log.info(
+        "index %s (%s) of %d vectors built in %.1fs; recall@%d %.4f with %s",
+        manifest["kind"],
+        manifest["factory"],
+        manifest["count"],
+        manifest["build_seconds"],
+        RECALL_K,
+        manifest[f"recall@{RECALL_K}"],
+        manifest["search_params"] or "exact search",
+    )
 
 
 def build_index(
@@ -173,58 +246,24 @@ def build_index(
     embeddings with the same kind is left alone unless ``overwrite``.
     """
     embeddings, out = Path(embeddings), Path(out)
-    source = read_manifest(embeddings)
-    previous = read_manifest(out)
-    # Decided from the two manifests, before the vectors are read: a re-run on a
-    # complete index costs no pass over the embeddings.
-    if not overwrite and source is not None and previous is not None:
-        key = {
-            "embeddings_checksum": source.get("checkpoint_sha256"),
-            "contexts": source.get("contexts"),
-            "requested": kind,
-        }
-        if all(previous.get(k) == v for k, v in key.items()):
-            log.info("index %s is complete for these embeddings; nothing to do", out)
-            return previous
+    source, previous = complete_manifest(embeddings), complete_manifest(out)
+    if not overwrite and _up_to_date(source, previous, kind):
+        log.info("index %s is complete for these embeddings; nothing to do", out)
+        return previous
     ids, vectors = read_embeddings(embeddings)  # DataError when incomplete
     n, d = vectors.shape
-    if n == 0:
-        raise IndexBuildError(f"{embeddings} holds no vectors; nothing to index.")
-    if out.exists() and not overwrite:
-        raise ConfigError(
-            f"{out} exists but is not an index of these embeddings; pass "
-            "`--overwrite` to replace it, or choose another folder."
-        )
+    _check_target(embeddings, out, n, overwrite)
     graph = context_graph(embeddings, source, graph)
-    plan = plan_index(kind, n, d)
-    on_gpu = use_gpu(gpu)
+    plan, on_gpu, rng = (
+        plan_index(kind, n, d),
+        use_gpu(gpu),
+        np.random.default_rng(seed),
+    )
     t0 = time.perf_counter()
     x = _normalised(vectors)
-    index = faiss.index_factory(d, plan.factory, faiss.METRIC_INNER_PRODUCT)
-    rng = np.random.default_rng(seed)
-    if not index.is_trained:
-        size = min(n, plan.params["nlist"] * TRAIN_PER_LIST, TRAIN_MAX)
-        with gpu_training(index) if on_gpu else contextlib.nullcontext():
-            index.train(x[np.sort(rng.choice(n, size, replace=False))])
-    index.add(x)
+    index = _filled_index(x, plan, on_gpu, rng)
     build_seconds = time.perf_counter() - t0
-    own = np.sort(rng.choice(n, min(n, RECALL_QUERIES), replace=False))
-    queries, k = x[own], RECALL_K
-    exact_search = exact_index(d, on_gpu)
-    exact_search.add(x)
-    exact = _neighbours(exact_search, queries, own, k)
-    del exact_search  # a copy of every vector
-    search_params, recall = _tune(index, plan, queries, own, exact)
-    log.info(
-        "index %s (%s) of %d vectors built in %.1fs; recall@%d %.4f with %s",
-        plan.kind,
-        plan.factory,
-        n,
-        build_seconds,
-        k,
-        recall,
-        search_params or "exact search",
-    )
+    search_params, recall, num_queries = _measured(index, plan, x, on_gpu, rng)
     manifest = {
         "kind": plan.kind,
         "requested": kind,
@@ -236,7 +275,7 @@ def build_index(
         "build_params": plan.params,
         "search_params": search_params,
         f"recall@{RECALL_K}": round(recall, 4),
-        "recall_queries": len(queries),
+        "recall_queries": num_queries,
         "build_seconds": round(build_seconds, 2),
         "device": "gpu" if on_gpu else "cpu",
         "embeddings": str(embeddings.resolve()),
@@ -244,6 +283,7 @@ def build_index(
         "seed": seed,
         "contexts": None,
     }
+    _log_built(manifest)
     with atomic_dir(out, overwrite=True) as tmp:
         faiss.write_index(index, str(tmp / INDEX_FILE))
         pq.write_table(pa.table({"item": ids}), tmp / IDS_FILE)
@@ -251,5 +291,5 @@ def build_index(
         if graph is not None:
             manifest["contexts"] = write_contexts(tmp, embeddings, graph, ids)
             manifest["graph"] = str(graph.resolve())
-        finish(tmp, manifest)
+        publish(tmp, manifest)
     return manifest

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pinsage.atomic import complete_manifest
 from pinsage.config import MAX_K
 from pinsage.errors import ConfigError, DataError
 from pinsage.index.backend import faiss
@@ -35,7 +36,6 @@ from pinsage.index.contexts import (
     exclude_rows,
     ragged_gather,
 )
-from pinsage.infer.output import read_manifest
 
 __all__ = ["MAX_K", "Contexts", "Index", "NoContextsError", "UnknownIdError"]
 
@@ -148,15 +148,13 @@ def _load_ids(file: Path, column: str, name: str) -> np.ndarray:
 def _load_manifest(path: Path, name: str) -> dict:
     """The folder's manifest: a JSON object, present only once the folder is done."""
     try:
-        manifest = read_manifest(path)
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeError too
-        raise _folder_error(name, "manifest.json does not parse as JSON") from exc
+        manifest = complete_manifest(path)
+    except (OSError, DataError) as exc:  # named by ``name``, not by its full path
+        raise _folder_error(name, "manifest.json is not a JSON object") from exc
     if manifest is None:
         raise _folder_error(
             name, "not a complete index folder (no _SUCCESS or manifest.json)"
         )
-    if not isinstance(manifest, dict):
-        raise _folder_error(name, "manifest.json is not a JSON object")
     return manifest
 
 

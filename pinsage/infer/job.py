@@ -20,27 +20,24 @@ from pathlib import Path
 
 import numpy as np
 
-from pinsage.atomic import atomic_dir
+from pinsage.atomic import atomic_dir, complete_manifest, file_sha256, publish
 from pinsage.config import EMBED_ENGINES, PipelineConfig
 from pinsage.errors import CheckpointError, ConfigError
+from pinsage.features import FeatureStore
 from pinsage.graph.store import Graph, load_graph
 from pinsage.infer.local import embed_all
 from pinsage.infer.neighborhoods import write_neighborhoods
 from pinsage.infer.output import (
     CONTEXTS_DIR,
-    file_sha256,
-    finish,
     matrix_batches,
-    read_manifest,
     write_parts,
 )
-from pinsage.infer.ray_engine import RayOptions, check_supported, embed_ray, ray_session
-from pinsage.nn.features import FeatureStore
+from pinsage.infer.ray_engine import RayOptions, check_supported, embed_ray
 from pinsage.nn.model import PinSageModel
-from pinsage.run import load_run
+from pinsage.ray_session import ray_session
+from pinsage.run import latest_checkpoint, load_run
 from pinsage.sampler.table import neighborhood_table
 from pinsage.threads import fit_torch_threads
-from pinsage.train.checkpoint import latest_checkpoint
 
 __all__ = ["ENGINES", "embed"]
 
@@ -49,7 +46,7 @@ log = logging.getLogger(__name__)
 ENGINES = EMBED_ENGINES
 # `auto` runs the local engine while its estimate stays under this share of the
 # memory available: Ray's fixed cost (~15 s a job, 21 s to start) dominates small
-# graphs, and the local engine is faster on one machine (README "Bulk inference").
+# graphs, and the local engine is faster on one machine (docs/inference.md).
 LOCAL_MEMORY_SHARE = 0.25
 OUTPUT_VERSION = 1  # of the embeddings folder layout (see `pinsage.infer.output`)
 
@@ -142,7 +139,7 @@ def _run_ray(
     tables = {"items": (graph.num_items, False)}
     if contexts:
         tables["contexts"] = (graph.num_contexts, True)
-    with ray_session(options):
+    with ray_session(options.address, options.num_cpus):
         for name, (num_nodes, of_contexts) in tables.items():
             write_neighborhoods(
                 graph.path,
@@ -222,7 +219,7 @@ def reusable_manifest(
     """
     if overwrite:
         return None
-    manifest = read_manifest(out)
+    manifest = complete_manifest(out)
     if manifest is not None and all(manifest.get(k) == v for k, v in key.items()):
         if manifest.get("contexts") is not None or not contexts:
             return manifest
@@ -259,18 +256,12 @@ def embed(
         ConfigError: unknown engine, bad options, or ``out`` exists and holds other
             embeddings (pass ``overwrite``).
     """
-    if engine not in ENGINES:
-        raise ConfigError(f"unknown engine '{engine}'; expected one of {ENGINES}")
-    options = options or RayOptions()
-    if ray_address is not None:
-        options = replace(options, address=ray_address)
+    options = _ray_options(engine, options, ray_address)
     out, phases = Path(out), Phases()
     checkpoint_path = latest_checkpoint_path(run_dir)
     graph = load_graph(graph_dir)
-    key = {
-        "checkpoint_sha256": file_sha256(checkpoint_path),
-        "graph_sources": graph.manifest.get("sources"),
-    }
+    key = {"checkpoint_sha256": file_sha256(checkpoint_path)}
+    key["graph_sources"] = graph.manifest.get("sources")
     if (existing := reusable_manifest(out, key, contexts, overwrite)) is not None:
         log.info("%s already holds these embeddings; nothing to do", out)
         return existing
@@ -303,7 +294,7 @@ def embed(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "seconds": phases.seconds,
         }
-        finish(tmp, manifest)
+        publish(tmp, manifest)
     log.info(
         "embedded %d items%s (dim %d) with the %s engine into %s",
         num_items,
@@ -313,3 +304,13 @@ def embed(
         out,
     )
     return manifest
+
+
+def _ray_options(
+    engine: str, options: RayOptions | None, ray_address: str | None
+) -> RayOptions:
+    """The Ray engine's options (``ray_address`` wins); `ConfigError` if no engine."""
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine '{engine}'; expected one of {ENGINES}")
+    options = options or RayOptions()
+    return options if ray_address is None else replace(options, address=ray_address)

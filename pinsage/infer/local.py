@@ -18,11 +18,11 @@ import logging
 import torch
 from torch import Tensor
 
+from pinsage.features import FeatureStore
+from pinsage.nn.blocks import Block
 from pinsage.nn.conv import PinSageConv
-from pinsage.nn.features import FeatureStore
 from pinsage.nn.model import PinSageModel
 from pinsage.progress import ProgressLog
-from pinsage.sampler.blocks import Block
 from pinsage.sampler.walks import Neighbors
 
 __all__ = ["CHUNK_EDGES", "embed_all", "table_block"]

@@ -26,11 +26,12 @@ import pyarrow.compute as pc
 import torch
 from torch import Tensor, nn
 
-from pinsage.atomic import atomic_dir
+from pinsage.atomic import atomic_dir, file_sha256, publish
 from pinsage.data.contract import InteractionColumns, iter_interactions, read_items
 from pinsage.errors import DataError
+from pinsage.features import FeatureStore
 from pinsage.graph.build import csr_from_edges
-from pinsage.graph.features import load_feature, write_features
+from pinsage.graph.feature_columns import load_feature, write_features
 from pinsage.graph.store import CSRGraph, Graph, load_graph
 from pinsage.infer.job import (
     OUTPUT_VERSION,
@@ -38,8 +39,7 @@ from pinsage.infer.job import (
     latest_checkpoint_path,
     reusable_manifest,
 )
-from pinsage.infer.output import file_sha256, finish, matrix_batches, write_parts
-from pinsage.nn.features import FeatureStore
+from pinsage.infer.output import matrix_batches, write_parts
 from pinsage.nn.model import PinSageModel
 from pinsage.run import load_run
 from pinsage.sampler.blocks import build_blocks
@@ -259,6 +259,37 @@ def _embed(
     return torch.cat(out)
 
 
+def _inputs_key(checkpoint: Path, graph: Graph, sources: dict[str, Path]) -> dict:
+    """What an embeddings folder of new items was made from (its manifest's key)."""
+    return {
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "graph_sources": graph.manifest.get("sources"),
+        "new_items": {
+            k: {"path": str(p), "sha256": file_sha256(p)} for k, p in sources.items()
+        },
+    }
+
+
+def _extended(
+    graph: Graph, model: PinSageModel, store: FeatureStore, sources: dict[str, Path]
+) -> tuple[pa.Array, FeatureStore, CSRGraph, tuple[np.ndarray, ...]]:
+    """The new items appended to the graph, the model's ID rows and the features.
+
+    Returns (new ids, the extended feature store, the extended CSR, the new items'
+    (context, new item offset, weight) interactions). The model's ID table grows
+    in place.
+    """
+    items = sources["items"]
+    columns = InteractionColumns(**graph.manifest["options"]["columns"])
+    catalogue = _catalogue(graph, items, columns.catalogue_id)
+    new_ids = catalogue.column("item").combine_chunks()
+    store = _appended(store, _encoded(graph, catalogue, items, store.text_buckets))
+    _grow_id_rows(model, len(new_ids))
+    pairs = _new_pairs(graph, sources.get("interactions"), new_ids, columns)
+    csr = _extended_graph(graph.csr, len(new_ids), *pairs)
+    return new_ids, store, csr, pairs
+
+
 def embed_new_items(
     run_dir: Path,
     graph_dir: Path,
@@ -288,29 +319,15 @@ def embed_new_items(
     sources = {"items": Path(items)}
     if interactions is not None:
         sources["interactions"] = Path(interactions)
-    key = {
-        "checkpoint_sha256": file_sha256(path),
-        "graph_sources": graph.manifest.get("sources"),
-        "new_items": {
-            k: {"path": str(p), "sha256": file_sha256(p)} for k, p in sources.items()
-        },
-    }
+    key = _inputs_key(path, graph, sources)
     if (existing := reusable_manifest(out, key, False, overwrite)) is not None:
         log.info("%s already holds these new items' embeddings; nothing to do", out)
         return existing
     run = load_run(run_dir, graph, where=path)
     model, store, cfg = run.model, run.store, run.config
     fit_torch_threads(cfg.train.torch_threads)  # as `embed` does
-    columns = InteractionColumns(**graph.manifest["options"]["columns"])
-    catalogue = _catalogue(graph, Path(items), columns.catalogue_id)
-    new_ids = catalogue.column("item").combine_chunks()
+    new_ids, store, csr, pairs = _extended(graph, model, store, sources)
     num_new = len(new_ids)
-    store = _appended(
-        store, _encoded(graph, catalogue, Path(items), store.text_buckets)
-    )
-    _grow_id_rows(model, num_new)
-    pairs = _new_pairs(graph, sources.get("interactions"), new_ids, columns)
-    csr = _extended_graph(graph.csr, num_new, *pairs)
     phases.done("load")
     seeds = torch.arange(graph.num_items, graph.num_items + num_new)
     neighbors = _ChunkedNeighbors(csr, cfg.sampler.for_inference())
@@ -333,7 +350,7 @@ def embed_new_items(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "seconds": phases.seconds,
         }
-        finish(tmp, manifest)
+        publish(tmp, manifest)
     log.info(
         "embedded %d new items (%d interactions with known users) into %s",
         count,

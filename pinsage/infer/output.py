@@ -13,7 +13,6 @@ place (`pinsage.atomic.atomic_dir`) by the job; this module writes its contents.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,17 +20,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import file_sha256, write_json
+from pinsage.atomic import complete_manifest
 from pinsage.errors import DataError
 
 __all__ = [
     "CONTEXTS_DIR",
     "ROWS_PER_PART",
-    "file_sha256",
-    "finish",
     "matrix_batches",
     "read_embeddings",
-    "read_manifest",
     "write_parts",
 ]
 
@@ -97,20 +93,6 @@ def write_parts(
     return count, dim
 
 
-def finish(folder: Path, manifest: dict) -> None:
-    """Write ``manifest.json`` and then ``_SUCCESS``: the folder is complete."""
-    write_json(folder / "manifest.json", manifest)
-    (folder / "_SUCCESS").touch()
-
-
-def read_manifest(out: Path) -> dict | None:
-    """The manifest of a complete embeddings folder, else None."""
-    out = Path(out)
-    if not (out / "_SUCCESS").exists() or not (out / "manifest.json").exists():
-        return None
-    return json.loads((out / "manifest.json").read_text())
-
-
 def read_embeddings(
     out: Path, *, contexts: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +103,7 @@ def read_embeddings(
     holds a NaN or infinite vector (the index and lookups must never see one).
     """
     out = Path(out)
-    if read_manifest(out) is None:
+    if complete_manifest(out) is None:
         raise DataError(
             f"{out} is not a complete embeddings folder (no _SUCCESS or manifest); "
             "write it with `pinsage embed`."

@@ -35,8 +35,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -48,6 +46,7 @@ from ray.data import Dataset
 from tqdm.auto import tqdm
 
 from pinsage.errors import ConfigError
+from pinsage.features import FeatureStore
 from pinsage.infer.neighborhoods import part_ranges
 from pinsage.infer.stages import (
     Chain,
@@ -60,7 +59,6 @@ from pinsage.infer.stages import (
     to_matrix,
 )
 from pinsage.nn.conv import PinSageConv
-from pinsage.nn.features import FeatureStore
 from pinsage.nn.model import PinSageModel
 
 __all__ = [
@@ -69,7 +67,6 @@ __all__ = [
     "RayOptions",
     "check_supported",
     "embed_ray",
-    "ray_session",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,10 +75,6 @@ log = logging.getLogger(__name__)
 # the destination's own vector, so it stays with the local engine.
 RAY_AGGREGATORS = ("importance", "mean", "max")
 JOINS = ("auto", "broadcast", "shuffle")
-# Local Ray only: keep idle worker processes alive between stages. Ray otherwise kills
-# workers beyond one per CPU within a second, and every shuffle stage then waits
-# seconds for fresh Python processes (measured: a 50-row join, 7 s -> 0.15 s).
-_LOCAL_SYSTEM_CONFIG = {"idle_worker_killing_time_threshold_ms": 60_000}
 
 
 @dataclass(frozen=True)
@@ -132,63 +125,6 @@ class RayOptions:
                 )
         if self.num_cpus is not None and self.num_cpus < 1:
             raise ConfigError(f"RayOptions.num_cpus must be >= 1, got {self.num_cpus}")
-
-
-# The level of this (otherwise unused) logger is the level Ray's own Python loggers
-# get: the CLI sets it (ERROR, or INFO with --verbose) without importing Ray.
-RAY_LOG_SETTING = "pinsage.ray_logs"
-_RAY_LOGGERS = ("ray", "ray.data", "ray.train", "ray.tune")
-
-
-def _ray_log_level() -> int:
-    """Ray's loggers' level: `RAY_LOG_SETTING`'s when one is set, else Ray's INFO.
-
-    Ray configures its loggers with a handler of their own (they do not propagate),
-    so the root level does not reach them; its start-up, execution plans and
-    "finished in" lines would fill a job's console otherwise.
-    """
-    level = logging.getLogger(RAY_LOG_SETTING).level
-    return logging.INFO if level == logging.NOTSET else level
-
-
-def _quiet_ray_loggers() -> None:
-    """Set Ray's loggers to `_ray_log_level` (``ray.init`` resets its own)."""
-    for name in _RAY_LOGGERS:
-        logging.getLogger(name).setLevel(_ray_log_level())
-
-
-@contextmanager
-def ray_session(options: RayOptions) -> Iterator[None]:
-    """Use the running Ray, or start one (local, or connected to ``address``).
-
-    A Ray started here is shut down on exit; one already running is left alone.
-    """
-    # Our own bar shows the layers; Ray Data's per-operator progress (logged every
-    # few seconds when stderr is not a terminal) would drown the job's log.
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    _quiet_ray_loggers()
-    if ray.is_initialized():
-        yield
-        return
-    if options.address is not None:
-        ray.init(
-            address=options.address,
-            log_to_driver=False,
-            logging_level=_ray_log_level(),
-        )
-    else:
-        ray.init(
-            num_cpus=options.num_cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=_ray_log_level(),
-            _system_config=_LOCAL_SYSTEM_CONFIG,
-        )
-    _quiet_ray_loggers()  # ray.init configured its loggers again
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def check_supported(model: PinSageModel) -> None:
@@ -334,6 +270,37 @@ def _nodes(count: int, options: RayOptions) -> Dataset:
     return nodes.rename_columns({"id": "node"}).materialize()
 
 
+def _broadcasts(model: PinSageModel, store: FeatureStore, options: RayOptions) -> bool:
+    """Whether the joins broadcast (``auto``: a layer's vectors fit the limit)."""
+    widest = max(conv.dst_dim + conv.hidden_dim for conv in model.convs)
+    fits = store.num_items * widest * 4 <= options.broadcast_limit_mb * 1e6
+    return options.join == "broadcast" or (options.join == "auto" and fits)
+
+
+def _message_steps(k: int, num_layers: int, contexts: bool) -> list:
+    """The stages that follow h^k: its layer-k messages (h^k feeds convs[k]).
+
+    From h^(K-1) also the context layer's messages, when contexts are embedded.
+    """
+    steps = [(Message, (k,))] if k < num_layers else []
+    if contexts and k == num_layers - 1:
+        steps.append((Message, (None, "m_context")))
+    return steps
+
+
+class _LayerClock:
+    """The layers' progress bar, and a log line with each layer's time."""
+
+    def __init__(self, layers: int) -> None:
+        self.bar = tqdm(total=layers, desc="ray layers", unit="layer", disable=None)
+        self.start = time.perf_counter()
+
+    def done(self, what: str) -> None:
+        log.info("ray engine: %s took %.1fs", what, time.perf_counter() - self.start)
+        self.start = time.perf_counter()
+        self.bar.update()
+
+
 def embed_ray(
     model: PinSageModel,
     store: FeatureStore,
@@ -352,12 +319,8 @@ def embed_ray(
     check_supported(model)
     model.eval()
     model_box = [ray.put(model)]
-    num_layers = len(model.convs)
-    widest = max(conv.dst_dim + conv.hidden_dim for conv in model.convs)
-    broadcast = options.join == "broadcast" or (
-        options.join == "auto"
-        and store.num_items * widest * 4 <= options.broadcast_limit_mb * 1e6
-    )
+    num_layers, with_contexts = len(model.convs), context_rows is not None
+    broadcast = _broadcasts(model, store, options)
     log.info("ray engine: %s join", "broadcast" if broadcast else "shuffle")
     reduced = partial(
         _reduced,
@@ -366,37 +329,15 @@ def embed_ray(
         broadcast=broadcast,
         options=options,
     )
-
-    def messages(k: int) -> list:
-        # The stages that follow h^k: its layer-k messages (h^k feeds convs[k]), and
-        # from h^(K-1) also the context layer's.
-        steps = [(Message, (k,))] if k < num_layers else []
-        if context_rows is not None and k == num_layers - 1:
-            steps.append((Message, (None, "m_context")))
-        return steps
-
-    bar = tqdm(
-        total=1 + num_layers + (context_rows is not None),
-        desc="ray layers",
-        unit="layer",
-        disable=None,
-    )
-    start = time.perf_counter()
-
-    def done(what: str) -> None:
-        nonlocal start
-        log.info("ray engine: %s took %.1fs", what, time.perf_counter() - start)
-        start = time.perf_counter()
-        bar.update()
-
-    with bar:
-        project = [(Project, ([ray.put(store)],))]
-        h = _model_map(
-            _nodes(store.num_items, options), model_box, project + messages(0), options
-        )
-        done("input projection")
+    clock = _LayerClock(1 + num_layers + with_contexts)
+    with clock.bar:
+        steps = [(Project, ([ray.put(store)],))]
+        steps += _message_steps(0, num_layers, with_contexts)
+        h = _model_map(_nodes(store.num_items, options), model_box, steps, options)
+        clock.done("input projection")
         for k in range(num_layers):
             below_top = h  # {node, h^k, m, ...}; after the loop, h^(K-1)'s
+            width = message_width(model, k)
             dst, lead, batch = reduced(
                 item_rows,
                 store.num_items,
@@ -404,13 +345,15 @@ def embed_ray(
                 "m",
                 model.convs[k],
                 items=True,
-                width=message_width(model, k),
+                width=width,
             )
-            steps = [*lead, (Update, (k, k == num_layers - 1)), *messages(k + 1)]
+            steps = [*lead, (Update, (k, k == num_layers - 1))]
+            steps += _message_steps(k + 1, num_layers, with_contexts)
             h = _model_map(dst, model_box, steps, options, batch)
-            done(f"item layer {k + 1} of {num_layers}")
-        if context_rows is None:
+            clock.done(f"item layer {k + 1} of {num_layers}")
+        if not with_contexts:
             return h, None
+        width = message_width(model, None)
         dst, lead, batch = reduced(
             context_rows,
             num_contexts,
@@ -418,9 +361,9 @@ def embed_ray(
             "m_context",
             model.context_conv,
             items=False,
-            width=message_width(model, None),
+            width=width,
         )
         steps = [*lead, (Update, (None, True))]
         z_contexts = _model_map(dst, model_box, steps, options, batch)
-        done("context layer")
+        clock.done("context layer")
     return h, z_contexts

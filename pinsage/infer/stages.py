@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 import ray
 import torch
 
+from pinsage.features import FeatureStore
 from pinsage.nn.conv import PinSageConv, aggregate
-from pinsage.nn.features import FeatureStore
 from pinsage.nn.model import PinSageModel
 
 __all__ = [

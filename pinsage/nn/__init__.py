@@ -1,24 +1,22 @@
-"""PinSage layers: the convolution, the feature projector and the full model."""
+"""PinSage layers: the convolution, the feature projector and the full model.
 
+A leaf of the package graph: the network takes tensors and the records of
+`blocks` and `projector`; it imports neither the graph store nor the sampler.
+"""
+
+from pinsage.nn.blocks import Block, ComputationGraph
 from pinsage.nn.conv import PinSageConv, aggregate, segment_softmax
-from pinsage.nn.features import (
-    Bags,
-    FeatureBatch,
-    FeatureProjector,
-    FeatureStore,
-)
 from pinsage.nn.model import PinSageModel
-from pinsage.nn.text import fnv1a_64, tokenize
+from pinsage.nn.projector import Bags, FeatureBatch, FeatureProjector
 
 __all__ = [
     "Bags",
+    "Block",
+    "ComputationGraph",
     "FeatureBatch",
     "FeatureProjector",
-    "FeatureStore",
     "PinSageConv",
     "PinSageModel",
     "aggregate",
-    "fnv1a_64",
     "segment_softmax",
-    "tokenize",
 ]

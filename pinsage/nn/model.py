@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pinsage.nn.blocks import Block, ComputationGraph
 from pinsage.nn.conv import NORM_EPS, PinSageConv, aggregate
-from pinsage.nn.features import FeatureBatch, FeatureProjector
-from pinsage.sampler.blocks import Block, ComputationGraph
+from pinsage.nn.projector import FeatureBatch, FeatureProjector
 
 __all__ = ["PinSageModel"]
 

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import yaml
 
+from pinsage.atomic import complete_manifest
 from pinsage.config import PipelineConfig, load_section
 from pinsage.errors import DataError, PinsageError
 from pinsage.graph.store import Graph, load_graph
 from pinsage.index.search import Index
-from pinsage.infer.output import read_manifest
 from pinsage.pipeline import STAGES, config_sha256
-from pinsage.report.neighbours import SampleLookup, sample_lookups
+from pinsage.report.neighbors import SampleLookup, sample_lookups
 
 __all__ = ["EVAL_KEY", "RunData", "StageTiming", "collect_run", "read_metrics"]
 
@@ -210,11 +210,11 @@ def _open_graph(data: RunData) -> Graph | None:
 
 
 def _read_lookups(data: RunData, graph: Graph | None) -> None:
-    data.embeddings = read_manifest(data.root / "embeddings")
+    data.embeddings = complete_manifest(data.root / "embeddings")
     if data.embeddings is None:
         data.missing.append("embeddings/: absent or incomplete")
     folder = data.root / "index"
-    if read_manifest(folder) is None:
+    if complete_manifest(folder) is None:
         data.missing.append(
             "index/: absent or incomplete, so no nearest-neighbour lookups"
         )

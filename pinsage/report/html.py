@@ -11,7 +11,7 @@ import base64
 from html import escape
 
 from pinsage.report.collect import RunData
-from pinsage.report.neighbours import SampleLookup
+from pinsage.report.neighbors import SampleLookup
 from pinsage.report.plots import Plot
 from pinsage.report.published import PublishedTable, published_for
 
@@ -287,7 +287,7 @@ def _sample(lookup: SampleLookup, feature_names: list[str]) -> str:
     has_clusters = query.cluster is not None
     head = ["#", "item", "score", *(["cluster"] if has_clusters else [])]
     rows, classes = [], ["query"]
-    for rank, view in enumerate([query, *lookup.neighbours]):
+    for rank, view in enumerate([query, *lookup.neighbors]):
         cluster = [view.cluster] if has_clusters else []
         features = [view.features.get(name, "–") for name in feature_names]
         # str(item): an id is a label, never "1,234"
@@ -297,7 +297,7 @@ def _sample(lookup: SampleLookup, feature_names: list[str]) -> str:
             classes.append("same" if same else "")
     same = lookup.same_cluster()
     note = (
-        _note(f"{same} of {len(lookup.neighbours)} share the item's planted cluster.")
+        _note(f"{same} of {len(lookup.neighbors)} share the item's planted cluster.")
         if same is not None
         else ""
     )
@@ -307,7 +307,7 @@ def _sample(lookup: SampleLookup, feature_names: list[str]) -> str:
     )
 
 
-def _neighbours(data: RunData) -> str:
+def _neighbors(data: RunData) -> str:
     if not data.samples:
         body = _note("No index to look items up in.")
         return _section("Nearest neighbours", body, "neighbours")
@@ -315,7 +315,7 @@ def _neighbours(data: RunData) -> str:
         dict.fromkeys(
             name
             for s in data.samples
-            for v in (s.query, *s.neighbours)
+            for v in (s.query, *s.neighbors)
             for name in v.features
         )
     )
@@ -343,7 +343,7 @@ def render_page(data: RunData, plots: list[Plot]) -> str:
             _figures(plots),
             _final(data),
             _artifacts(data),
-            _neighbours(data),
+            _neighbors(data),
         ]
     )
     return (

@@ -1,6 +1,9 @@
-"""Training: examples, negatives, losses, the producer-consumer loader and the loop."""
+"""Training: examples, negatives, losses, the producer-consumer loader and the loop.
 
-from pinsage.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from pinsage.train.loop import lr_at, train
+What training writes (checkpoints) and the model it builds are `pinsage.run`'s.
+"""
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "lr_at", "save_checkpoint", "train"]
+from pinsage.train.job import train
+from pinsage.train.loop import lr_at
+
+__all__ = ["lr_at", "train"]

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from functools import partial
 
 import torch
 from torch import Tensor
 
 from pinsage.config import SamplerConfig, TrainConfig
+from pinsage.features import FeatureStore
 from pinsage.graph.store import CSRGraph
-from pinsage.nn.features import FeatureBatch, FeatureStore
+from pinsage.nn.projector import FeatureBatch
 from pinsage.sampler.blocks import (
     ComputationGraph,
     build_blocks,
@@ -27,7 +29,7 @@ from pinsage.sampler.blocks import (
 )
 from pinsage.sampler.walks import PAD, Neighbors, drop_pairs
 from pinsage.seeding import generator_for
-from pinsage.train.examples import sample_positive_pairs
+from pinsage.train.examples import PositivePairs, sample_positive_pairs
 from pinsage.train.negatives import (
     hard_negatives,
     hard_negatives_at,
@@ -136,6 +138,96 @@ def _positive_hider(
     return lambda dst, nbrs: drop_pairs(nbrs, dst, contexts, positives)
 
 
+def _hard_negatives(
+    graph: CSRGraph,
+    pairs: PositivePairs,
+    epoch: int,
+    sampler: SamplerConfig,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """Each pair's hard negatives for the item and the context objective (`_hard`).
+
+    Shapes: B pairs -> (B, H) item ids each, PAD where an objective is off.
+    """
+    hard = partial(
+        _hard,
+        graph,
+        num=hard_negatives_at(epoch, cfg.max_hard_negatives),
+        sampler=sampler,
+        cfg=cfg,
+        gen=gen,
+    )
+    item_hard = hard(
+        pairs.queries,
+        pairs.positives,
+        active=cfg.objective in ("item", "both"),
+        from_context=False,
+    )
+    context_hard = hard(
+        pairs.contexts,
+        pairs.queries,
+        active=cfg.objective in ("context", "both"),
+        from_context=True,
+    )
+    return item_hard, context_hard
+
+
+def _shared_negatives(
+    graph: CSRGraph,
+    queries: Tensor,
+    negative_probs: Tensor | None,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+) -> tuple[Tensor, Tensor]:
+    """The batch's shared negatives and each one's log sampling probability.
+
+    Random items, then (``in_batch_negatives``) the batch's own query items.
+    Shapes: queries (B,) -> (N,) item ids, (N,) log q.
+    """
+    neg_ids, log_q = random_negatives(
+        cfg.num_random_negatives, graph.num_items, negative_probs, generator=gen
+    )
+    if cfg.in_batch_negatives:
+        neg_ids, log_q = with_batch_items(graph, neg_ids, queries, negative_probs)
+    return neg_ids, log_q
+
+
+def _computation_graphs(
+    graph: CSRGraph,
+    item_seeds: Tensor,
+    context_seeds: Tensor | None,
+    sampler: SamplerConfig,
+    gen: torch.Generator,
+    tables: tuple[Neighbors, Neighbors] | None,
+    hide: Callable[[Tensor, Neighbors], Neighbors] | None,
+) -> tuple[ComputationGraph, ComputationGraph | None]:
+    """The items' and (when ``context_seeds``) the contexts' computation graphs.
+
+    Neighbourhoods from fresh walks, or looked up in ``tables``; ``hide`` drops each
+    context's positives from its own neighbourhood.
+    """
+    if tables is None:
+        items = item_blocks(graph, item_seeds, sampler, generator=gen)
+        if context_seeds is None:
+            return items, None
+        contexts = context_blocks(
+            graph, context_seeds, sampler, generator=gen, hide=hide
+        )
+        return items, contexts
+    item_fn, lookup = table_lookup(tables[0]), table_lookup(tables[1])
+    items = build_blocks(item_seeds, sampler.num_layers, item_fn)
+    if context_seeds is None:
+        return items, None
+    contexts = build_blocks(
+        context_seeds,
+        sampler.num_layers,
+        item_fn,
+        context_fn=lambda dst: lookup(dst) if hide is None else hide(dst, lookup(dst)),
+    )
+    return items, contexts
+
+
 def make_batch(
     graph: CSRGraph,
     store: FeatureStore,
@@ -156,69 +248,33 @@ def make_batch(
     """
     gen = generator_for(cfg.seed, step if draw is None else draw)
     pairs = sample_positive_pairs(graph, cfg.batch_size, generator=gen)
-    neg_ids, log_q = random_negatives(
-        cfg.num_random_negatives, graph.num_items, negative_probs, generator=gen
-    )
-    if cfg.in_batch_negatives:
-        neg_ids, log_q = with_batch_items(graph, neg_ids, pairs.queries, negative_probs)
-    num_hard = hard_negatives_at(epoch, cfg.max_hard_negatives)
+    neg_ids, log_q = _shared_negatives(graph, pairs.queries, negative_probs, cfg, gen)
     use_contexts = cfg.objective in ("context", "both")
-    item_hard = _hard(
-        graph,
-        pairs.queries,
-        pairs.positives,
-        num_hard,
-        sampler,
-        cfg,
-        gen,
-        active=cfg.objective in ("item", "both"),
-        from_context=False,
-    )
-    context_hard = _hard(
-        graph,
-        pairs.contexts,
-        pairs.queries,
-        num_hard,
-        sampler,
-        cfg,
-        gen,
-        active=use_contexts,
-        from_context=True,
-    )
+    item_hard, context_hard = _hard_negatives(graph, pairs, epoch, sampler, cfg, gen)
     # The context objective's positive is the query: the pair's other item is unused.
     positives = pairs.positives if cfg.objective != "context" else pairs.queries
     wanted = [pairs.queries, positives, neg_ids, item_hard.flatten(), context_hard]
     item_seeds = torch.unique(torch.cat([w.flatten() for w in wanted]))
     item_seeds = item_seeds[item_seeds >= 0]
-    contexts = context_features = None
     context_seeds = torch.unique(pairs.contexts)
     hide = _positive_hider(pairs.contexts, pairs.queries, cfg.hide_positives)
-    if tables is None:
-        items = item_blocks(graph, item_seeds, sampler, generator=gen)
-        if use_contexts:
-            contexts = context_blocks(
-                graph, context_seeds, sampler, generator=gen, hide=hide
-            )
-    else:
-        item_fn, lookup = table_lookup(tables[0]), table_lookup(tables[1])
-        items = build_blocks(item_seeds, sampler.num_layers, item_fn)
-        if use_contexts:
-            contexts = build_blocks(
-                context_seeds,
-                sampler.num_layers,
-                item_fn,
-                context_fn=lambda dst: (
-                    lookup(dst) if hide is None else hide(dst, lookup(dst))
-                ),
-            )
-    if contexts is not None:
-        context_features = store.gather(contexts.input_nodes)
+    items, contexts = _computation_graphs(
+        graph,
+        item_seeds,
+        context_seeds if use_contexts else None,
+        sampler,
+        gen,
+        tables,
+        hide,
+    )
     return TrainBatch(
         step=step,
         items=items,
         item_features=store.gather(items.input_nodes),
         contexts=contexts,
-        context_features=context_features,
+        context_features=None
+        if contexts is None
+        else store.gather(contexts.input_nodes),
         query_pos=_positions(item_seeds, pairs.queries),
         positive_pos=_positions(item_seeds, positives),
         context_pos=_positions(context_seeds, pairs.contexts),

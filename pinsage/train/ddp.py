@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from pinsage.seeding import derive_seed
-from pinsage.train.model import sparse_parameters
+from pinsage.train.optimizers import sparse_parameters
 
 __all__ = ["DDPReplica", "Replica", "all_reduce_sparse_grads", "fingerprint"]
 

@@ -28,7 +28,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from pinsage.config import PipelineConfig
 from pinsage.errors import ConfigError, PinsageError
 from pinsage.graph.store import load_graph
-from pinsage.infer.ray_engine import RayOptions, ray_session
+from pinsage.ray_session import ray_session
 from pinsage.threads import usable_cpus
 from pinsage.train.ddp import DDPReplica
 from pinsage.train.loop import fit, resolve_device, resume_checkpoint
@@ -136,24 +136,30 @@ def train_distributed(
     local_cpus = None if ray_address else workers
     log.info("training %s on %d %s workers", out, workers, "GPU" if use_gpu else "CPU")
     with (
-        ray_session(RayOptions(address=ray_address, num_cpus=local_cpus)),
+        ray_session(ray_address, local_cpus),
         tempfile.TemporaryDirectory(prefix="pinsage-ray-train-") as scratch,
     ):
         # Ray Train's storage holds only its own run state (the run's checkpoints
         # go to ``out``): a scratch folder locally; on a cluster, Ray's default.
-        storage = None if ray_address else scratch
-        trainer = TorchTrainer(
-            _worker,
-            train_loop_config=config,
-            torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-            scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
-            run_config=RunConfig(name=out.name, storage_path=storage),
-        )
-        try:
-            trainer.fit()
-        except ray.train.WorkerGroupError as exc:
-            user_error = _user_error(exc)
-            if user_error is not None:
-                raise user_error from exc
-            raise
+        _fit(config, workers, use_gpu, out.name, None if ray_address else scratch)
     return _last_record(metrics, offset)
+
+
+def _fit(
+    config: dict, workers: int, use_gpu: bool, name: str, storage: str | None
+) -> None:
+    """Run `_worker` on ``workers`` Ray Train workers; a user's error raised as is."""
+    trainer = TorchTrainer(
+        _worker,
+        train_loop_config=config,
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+        run_config=RunConfig(name=name, storage_path=storage),
+    )
+    try:
+        trainer.fit()
+    except ray.train.WorkerGroupError as exc:
+        user_error = _user_error(exc)
+        if user_error is not None:
+            raise user_error from exc
+        raise

@@ -1,12 +1,12 @@
 """Producer-consumer loader: workers build minibatches while the trainer trains.
 
-Worker w builds steps s with s % num_workers == w, in order, into its own bounded queue;
-the consumer takes step s from queue s % num_workers. Order is therefore fixed and every
+Worker w builds steps s with s % producers == w, in order, into its own bounded queue;
+the consumer takes step s from queue s % producers. Order is therefore fixed and every
 batch is a function of (seed, step) alone (`pinsage.train.batch`), so the number and
 kind of workers never changes what is trained on. Workers are threads (the default:
 torch ops release the GIL, and on 2 cores they measured 1.6x faster than processes,
 benchmarks/train_throughput.py) or processes (Python glue runs beside the trainer too;
-worth it with spare cores). ``num_workers=0`` builds batches inline.
+worth it with spare cores). ``producers=0`` builds batches inline.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch
 import torch.multiprocessing as mp
 
 from pinsage.config import PipelineConfig
+from pinsage.features import FeatureStore
 from pinsage.graph.store import CSRGraph, Graph, load_graph
-from pinsage.nn.features import FeatureStore
 from pinsage.sampler.table import neighborhood_table
 from pinsage.sampler.walks import Neighbors
 from pinsage.seeding import derive_seed
@@ -172,13 +172,13 @@ class BatchLoader:
         start: int,
         stop: int,
         *,
-        num_workers: int = 1,
+        producers: int = 1,
         prefetch: int = 4,
         kind: str = "thread",
         pin_memory: bool = False,
     ) -> None:
         self.make, self.start, self.stop = make, start, stop
-        self.num_workers, self.prefetch, self.kind = num_workers, prefetch, kind
+        self.producers, self.prefetch, self.kind = producers, prefetch, kind
         self.pin_memory = pin_memory
         self.wait_seconds = 0.0
         self._workers: list = []
@@ -186,7 +186,7 @@ class BatchLoader:
         self._stop_flag = None
 
     def __enter__(self) -> BatchLoader:
-        if self.num_workers == 0:
+        if self.producers == 0:
             return self
         if self.kind == "process":
             ctx = mp.get_context("spawn")
@@ -195,10 +195,10 @@ class BatchLoader:
         else:
             self._stop_flag = threading.Event()
             new_queue, new_worker = queue.Queue, threading.Thread
-        for w in range(self.num_workers):
+        for w in range(self.producers):
             q = new_queue(maxsize=self.prefetch)
-            first = self.start + (w - self.start) % self.num_workers
-            steps = range(first, self.stop, self.num_workers)
+            first = self.start + (w - self.start) % self.producers
+            steps = range(first, self.stop, self.producers)
             worker = new_worker(
                 target=_produce,
                 args=(self.make, steps, q, self._stop_flag, self.pin_memory),
@@ -207,7 +207,7 @@ class BatchLoader:
             worker.start()
             self._queues.append(q)
             self._workers.append(worker)
-        log.info("started %d %s producer(s)", self.num_workers, self.kind)
+        log.info("started %d %s producer(s)", self.producers, self.kind)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -227,10 +227,10 @@ class BatchLoader:
     def __iter__(self) -> Iterator[TrainBatch]:
         for step in range(self.start, self.stop):
             t0 = time.perf_counter()
-            if self.num_workers == 0:
+            if self.producers == 0:
                 batch = self.make(step)
             else:
-                kind, got, batch = self._get(self._queues[step % self.num_workers])
+                kind, got, batch = self._get(self._queues[step % self.producers])
                 if kind == "error":
                     raise RuntimeError(f"batch producer failed: {batch}")
                 assert got == step, (

@@ -1,4 +1,4 @@
-"""The training job: one readable loop (STYLE.md rule 15).
+"""The training loop of one process: one readable loop (STYLE.md rule 15).
 
 set lr -> fwd/bwd -> clip/step -> log -> maybe checkpoint -> maybe evaluate -> stop.
 Batches come from the producer-consumer loader; everything random in them is a
@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -26,12 +26,10 @@ from tqdm.auto import tqdm
 from pinsage.atomic import remove_dead_leftovers_in, write_text
 from pinsage.config import PipelineConfig, TrainConfig, load_section
 from pinsage.errors import ConfigError, DataError, TrainingError
+from pinsage.features import FeatureStore
 from pinsage.graph.store import Graph, load_graph
-from pinsage.nn.features import FeatureStore, text_buckets_for
 from pinsage.progress import ProgressLog
-from pinsage.threads import fit_torch_threads
-from pinsage.train.batch import TrainBatch
-from pinsage.train.checkpoint import (
+from pinsage.run.checkpoint import (
     check_graph,
     graph_key,
     latest_checkpoint,
@@ -40,12 +38,14 @@ from pinsage.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from pinsage.run.factory import build_model, spectral_id_init
+from pinsage.train.batch import TrainBatch
 from pinsage.train.ddp import Replica
 from pinsage.train.loader import BatchLoader, BatchMaker
-from pinsage.train.model import build_model, make_optimizers, spectral_id_init
 from pinsage.train.objective import BatchLoss
+from pinsage.train.optimizers import make_optimizers
 
-__all__ = ["fit", "lr_at", "resolve_device", "resume_checkpoint", "train"]
+__all__ = ["fit", "lr_at", "resolve_device", "resume_checkpoint", "started_config"]
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def _write_config(out: Path, cfg: PipelineConfig) -> None:
     write_text(out / "config.yaml", yaml.safe_dump(_plain(cfg), sort_keys=False))
 
 
-def _run_config(out: Path) -> dict | None:
+def started_config(out: Path) -> dict | None:
     """The config.yaml a run in ``out`` started with, as plain data; None if none."""
     path = out / "config.yaml"
     if not path.exists():
@@ -129,28 +129,13 @@ def _run_config(out: Path) -> dict | None:
     return raw if isinstance(raw, dict) else None
 
 
-def _sized_text(cfg: PipelineConfig, graph_dir: Path, out: Path) -> PipelineConfig:
-    """``cfg`` with ``model.text_buckets`` sized to the graph (`text_buckets_for`).
-
-    The configured count is the most a run may use. A run keeps the count it started
-    with (its config.yaml), so resuming it never resizes its text table.
-    """
-    most = cfg.model.text_buckets
-    started = (_run_config(out) or {}).get("model", {}).get("text_buckets")
-    if isinstance(started, int) and started <= most:
-        buckets = started
-    else:
-        buckets = text_buckets_for(load_graph(graph_dir), most)
-    return replace(cfg, model=replace(cfg.model, text_buckets=buckets))
-
-
 def _fresh_start(out: Path, cfg: PipelineConfig) -> None:
     """Check that ``out``, holding no checkpoint, may start afresh with ``cfg``.
 
     A run killed before its first checkpoint learned nothing, so it starts again;
     but only with the config it started with: another config is another run.
     """
-    started = _run_config(out)
+    started = started_config(out)
     if started is not None and started != _plain(cfg):
         raise ConfigError(
             f"{out} holds an unfinished run of another config (no checkpoint yet); "
@@ -291,85 +276,106 @@ def _eval_due(step: int, cfg: TrainConfig) -> bool:
     return (step + 1) % cfg.steps_per_epoch == 0
 
 
-def _save(
-    out: Path,
-    cfg: PipelineConfig,
-    graph: Graph,
-    model,
-    optimizers,
-    step: int,
-    best: float | None,
-    world_size: int,
-) -> None:
+def _save(run: _Run, step: int) -> None:
+    """Checkpoint the run after ``step`` steps (`pinsage.run.checkpoint`)."""
     save_checkpoint(
-        out,
+        run.out,
         {
-            "model": model.state_dict(),
-            "optimizer": [o.state_dict() for o in optimizers],
-            "config": asdict(cfg),
+            "model": run.model.state_dict(),
+            "optimizer": [o.state_dict() for o in run.optimizers],
+            "config": asdict(run.cfg),
             "step": step,
-            "best_metric": None if best is None else float(best),  # weights-only
+            "best_metric": None if run.best is None else float(run.best),
             "rng": rng_state(),
-            "graph": graph_key(graph),
-            "world_size": world_size,
+            "graph": graph_key(run.graph),
+            "world_size": run.replica.world_size,
         },
     )
 
 
-def train(
+@dataclass
+class _Run:
+    """What the loop trains and where it writes: a whole run, or one DDP replica."""
+
+    cfg: PipelineConfig
+    out: Path
+    graph: Graph
+    store: FeatureStore
+    model: nn.Module
+    optimizers: list[torch.optim.Optimizer]
+    replica: Replica
+    best: float | None  # best validation recall@20 so far (kept in checkpoints)
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run (the only one, or DDP's rank 0)."""
+        return self.replica.is_main
+
+
+def _prepare(
     cfg: PipelineConfig,
     graph_dir: Path,
     out: Path,
-    *,
-    resume: bool = False,
-    device: str = "auto",
-    producer: str = "thread",
-    evaluate=None,
-    until_step: int | None = None,
-    workers: int = 1,
-    ray_address: str | None = None,
-) -> dict:
-    """Train a PinSage model on ``graph_dir`` into the run directory ``out``.
+    resume: bool,
+    device: torch.device,
+    replica: Replica,
+) -> tuple[_Run, int]:
+    """The model, its optimizers and data, restored or fresh; (run, first step)."""
+    graph = load_graph(graph_dir)
+    _check_trainable(graph, cfg.train)
+    store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
+    torch.manual_seed(cfg.train.seed)  # initial weights (and dropout) from the seed
+    model = build_model(cfg, graph, store).to(device)
+    optimizers = make_optimizers(model, cfg.train)
+    start, best = _start(out, cfg, graph, model, optimizers, resume, replica.world_size)
+    run = _Run(cfg, out, graph, store, model, optimizers, replica, best)
+    return run, start
 
-    ``evaluate(model, store) -> dict`` (optional) is called at the end of each epoch
-    (or every ``train.eval_every`` steps) and its metrics are logged; the best
-    ``recall@20`` is kept in checkpoints. ``until_step`` stops early with a checkpoint
-    (a time-boxed job; ``resume`` continues it exactly). ``producer`` is the kind of
-    batch producers (``thread`` or ``process``, `BatchLoader`). ``workers`` > 1
-    trains data-parallel under Ray Train (`pinsage.train.distributed`, on the Ray at
-    ``ray_address`` or a local one); 1 trains in this process without Ray. Returns
-    the last metrics record. ``cfg.model.text_buckets`` is the most the run may use:
-    it uses as many as the graph's text needs (`_sized_text`, in config.yaml).
-    """
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
-    cfg = _sized_text(cfg, Path(graph_dir), Path(out))
-    if workers > 1:
-        from pinsage.train.distributed import train_distributed
 
-        return train_distributed(
-            cfg,
-            graph_dir,
-            out,
-            workers=workers,
-            resume=resume,
-            device=device,
-            producer=producer,
-            evaluate=evaluate,
-            until_step=until_step,
-            ray_address=ray_address,
-        )
-    fit_torch_threads(cfg.train.torch_threads, producers=cfg.train.num_workers)
-    return fit(
-        cfg,
-        graph_dir,
-        out,
-        resume=resume,
-        device=resolve_device(device),
-        producer=producer,
-        evaluate=evaluate,
-        until_step=until_step,
+def _loader(
+    run: _Run, graph_dir: Path, start: int, stop: int, producer: str, device
+) -> BatchLoader:
+    """Producers of steps ``start`` .. ``stop`` - 1 (this replica's share of each)."""
+    maker = BatchMaker(
+        Path(graph_dir),
+        run.cfg,
+        run.cfg.model.text_buckets,
+        rank=run.replica.rank,
+        world_size=run.replica.world_size,
+    ).with_data(run.graph, run.store)
+    return BatchLoader(
+        maker,
+        start,
+        stop,
+        producers=run.cfg.train.producers,
+        prefetch=run.cfg.train.prefetch,
+        kind=producer,
+        pin_memory=device.type == "cuda",
     )
+
+
+def _metrics_file(run: _Run, start: int):
+    """metrics.jsonl to append to (the main process only; others: None)."""
+    if not run.main:
+        return nullcontext()
+    # A fresh start drops the records of an attempt killed before a checkpoint.
+    return open(run.out / "metrics.jsonl", "a" if start else "w")
+
+
+def _after_step(run: _Run, record: dict, stop: int, evaluate, metrics) -> None:
+    """Evaluate when due, log the step's record, checkpoint when due (main only)."""
+    tc, step = run.cfg.train, record["step"] - 1
+    if run.main and evaluate is not None and _eval_due(step, tc):
+        run.model.eval()
+        record |= evaluate(run.model, run.store)
+        if "recall@20" in record:
+            run.best = max(run.best or 0.0, record["recall@20"])
+    if metrics is not None:
+        metrics.write(json.dumps(record) + "\n")
+        metrics.flush()
+    periodic = tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0
+    if run.main and (periodic or step + 1 == stop):
+        _save(run, step + 1)
 
 
 def fit(
@@ -386,110 +392,53 @@ def fit(
 ) -> dict:
     """The training loop of one process: a whole run, or one replica of a DDP run.
 
-    Arguments as `train`'s; ``replica`` (`pinsage.train.ddp`) is None for a single
-    process. Every replica trains the same steps on its own batches; only the main
-    one writes config.yaml, metrics.jsonl and checkpoints, and evaluates.
+    Arguments as `pinsage.train.train`'s; ``replica`` (`pinsage.train.ddp`) is None
+    for a single process. Every replica trains the same steps on its own batches;
+    only the main one writes config.yaml, metrics.jsonl and checkpoints, and
+    evaluates.
     """
     replica = replica or Replica()
-    out, tc = Path(out), cfg.train
-    graph = load_graph(graph_dir)
-    _check_trainable(graph, tc)
-    store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
-    torch.manual_seed(tc.seed)  # initial weights (and dropout) flow from the seed
-    model = build_model(cfg, graph, store).to(device)
-    optimizers = make_optimizers(model, tc)
-    start, best = _start(out, cfg, graph, model, optimizers, resume, replica.world_size)
-    loss_of = replica.wrap(BatchLoss(model, tc))
+    tc = cfg.train
+    run, start = _prepare(cfg, graph_dir, Path(out), resume, device, replica)
+    loss_of = replica.wrap(BatchLoss(run.model, tc))
     total_steps = tc.epochs * tc.steps_per_epoch
     stop = total_steps if until_step is None else min(until_step, total_steps)
-    main = replica.is_main
-    if main:
-        log.info("training %s: steps %d-%d of %d", out, start, stop, total_steps)
-        out.mkdir(parents=True, exist_ok=True)
-        remove_dead_leftovers_in(out / "checkpoints")  # what a killed save left
-        _write_config(out, cfg)
-    maker = BatchMaker(
-        Path(graph_dir),
-        cfg,
-        cfg.model.text_buckets,
-        rank=replica.rank,
-        world_size=replica.world_size,
-    ).with_data(graph, store)
-    loader = BatchLoader(
-        maker,
-        start,
-        stop,
-        num_workers=tc.num_workers,
-        prefetch=tc.prefetch,
-        kind=producer,
-        pin_memory=device.type == "cuda",
-    )
+    if run.main:
+        log.info("training %s: steps %d-%d of %d", run.out, start, stop, total_steps)
+        run.out.mkdir(parents=True, exist_ok=True)
+        remove_dead_leftovers_in(run.out / "checkpoints")  # what a killed save left
+        _write_config(run.out, cfg)
+    loader = _loader(run, graph_dir, start, stop, producer, device)
     record: dict = {}
     t_start, pairs_seen = time.perf_counter(), 0
-    progress = ProgressLog(log, f"training {out.name}", total_steps, start=start)
-    progress.enabled &= main
-    with (
-        loader,
-        # A fresh start drops the records of an attempt killed before a checkpoint.
-        open(out / "metrics.jsonl", "a" if start else "w")
-        if main
-        else nullcontext() as metrics,
-        tqdm(
-            total=total_steps,
-            initial=start,
-            desc="train",
-            unit="step",
-            disable=None if main else True,
-        ) as bar,
-    ):
+    progress = ProgressLog(log, f"training {run.out.name}", total_steps, start=start)
+    progress.enabled &= run.main
+    hidden = None if run.main else True  # tqdm's None: hidden off a terminal
+    bar = tqdm(
+        total=total_steps, initial=start, desc="train", unit="step", disable=hidden
+    )
+    with loader, _metrics_file(run, start) as metrics, bar:
         for batch in loader:
-            step = batch.step
-            lr = lr_at(step, tc, total_steps)
-            batch = batch.to(device, non_blocking=True)
+            step, lr = batch.step, lr_at(batch.step, tc, total_steps)
             replica.begin_step(step)
-            loss = _train_step(loss_of, optimizers, batch, tc, lr, replica)
-
+            batch = batch.to(device, non_blocking=True)
+            loss = _train_step(loss_of, run.optimizers, batch, tc, lr, replica)
             pairs_seen += tc.batch_size * replica.world_size
             elapsed = time.perf_counter() - t_start
-            record = {
-                "step": step + 1,
-                "epoch": step // tc.steps_per_epoch + 1,
-                "loss": round(loss, 6),
-                "lr": lr,
-                "pairs_per_s": round(pairs_seen / elapsed, 1),
-                "producer_wait": round(loader.wait_seconds / elapsed, 3),
-            }
-            if (found := replica.fingerprints(model, step)) is not None:
+            record = {"step": step + 1, "epoch": step // tc.steps_per_epoch + 1}
+            record |= {"loss": round(loss, 6), "lr": lr}
+            record["pairs_per_s"] = round(pairs_seen / elapsed, 1)
+            record["producer_wait"] = round(loader.wait_seconds / elapsed, 3)
+            if (found := replica.fingerprints(run.model, step)) is not None:
                 record["replica_fingerprints"] = found
-            if main and evaluate is not None and _eval_due(step, tc):
-                model.eval()
-                record |= evaluate(model, store)
-                if "recall@20" in record:
-                    best = max(best or 0.0, record["recall@20"])
-            if metrics is not None:
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
-            bar.set_postfix(
-                loss=f"{record['loss']:.4f}", pairs_s=f"{record['pairs_per_s']:.0f}"
-            )
+            _after_step(run, record, stop, evaluate, metrics)
+            bar.set_postfix(loss=f"{loss:.4f}", pairs_s=f"{record['pairs_per_s']:.0f}")
             bar.update(1)
             progress.update(
                 step + 1,
-                f"epoch {record['epoch']}, loss {record['loss']:.4f}, "
+                f"epoch {record['epoch']}, loss {loss:.4f}, "
                 f"{record['pairs_per_s']:.0f} pairs/s",
             )
-            periodic = tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0
-            if main and (periodic or step + 1 == stop):
-                _save(
-                    out,
-                    cfg,
-                    graph,
-                    model,
-                    optimizers,
-                    step + 1,
-                    best,
-                    replica.world_size,
-                )
     elapsed = time.perf_counter() - t_start
-    log.info("trained %s: steps %d-%d in %.1fs", out, start, stop, elapsed)
+    log.info("trained %s: steps %d-%d in %.1fs", run.out, start, stop, elapsed)
     return record

@@ -8,8 +8,8 @@ import pytest
 from pinsage.data.cold import choose_cold_items, with_cold_items
 from pinsage.data.importers import import_folder
 from pinsage.errors import ConfigError, DataError
-from tests.data.test_importers import _movielens
-from tests.test_cli_errors import run_cli
+from tests.helpers import run_cli
+from tests.movielens_files import RATINGS, write_movielens
 
 
 def test_choice_is_the_latest_first_seen_with_seeded_ties():
@@ -94,7 +94,7 @@ def test_lightgcn_refuses_cold_items(tmp_path):
 
 
 def test_movielens_cold_items_are_the_latest_movies(tmp_path, monkeypatch, capsys):
-    src = _movielens(tmp_path, "ml-latest")
+    src = write_movielens(tmp_path, "ml-latest")
     base = ["data", "import", "--format", "movielens", str(src), "--test-fraction"]
     for out, extra in (("plain", []), ("cold", ["--cold-items", "0.4"])):
         args = [*base, "0.4", "--out", str(tmp_path / out), *extra]
@@ -118,9 +118,8 @@ def test_movielens_cold_items_are_the_latest_movies(tmp_path, monkeypatch, capsy
 
 
 def test_movielens_rating_weights_or_not(tmp_path):
-    from tests.data.test_importers import RATINGS
 
-    src = _movielens(tmp_path, "ml-1m")
+    src = write_movielens(tmp_path, "ml-1m")
     weighted = import_folder("movielens", src, tmp_path / "w", test_fraction=0.0)
     plain = import_folder(
         "movielens", src, tmp_path / "p", test_fraction=0.0, rating_weights=False

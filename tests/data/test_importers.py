@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections import defaultdict
@@ -16,6 +15,7 @@ import pytest
 from pinsage.data.importers import import_lightgcn, import_movielens
 from pinsage.errors import ConfigError, DataError
 from pinsage.graph import build_graph
+from tests.movielens_files import MOVIES, RATINGS, WRITERS, write_movielens
 
 # ---------------------------------------------------------------- LightGCN
 
@@ -110,77 +110,6 @@ def test_import_refuses_to_destroy_other_directories(tmp_path):
 
 # ---------------------------------------------------------------- MovieLens
 
-# (user, item, rating, timestamp): user 1 has a timestamp tie (broken at random),
-# user 3 a single rating, user 4 ratings out of time order in the file; a half star.
-RATINGS = [
-    (1, 10, 4.0, 100), (1, 20, 3.0, 100), (1, 30, 5.0, 90), (1, 40, 2.0, 120),
-    (1, 50, 1.0, 110), (2, 10, 5.0, 300), (2, 30, 4.0, 200), (2, 40, 3.5, 250),
-    (3, 20, 2.0, 50), (4, 50, 4.0, 70), (4, 20, 5.0, 60), (4, 10, 3.0, 80),
-    (4, 40, 1.0, 65), (4, 30, 2.0, 75),
-]  # fmt: skip
-GENRES_100K = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Thriller", "War", "Western",
-)  # fmt: skip
-# (item, title, genres, release date (ml-100k only), year from the title)
-MOVIES = [
-    (10, "Toy Story (1995)", ["Animation", "Children's", "Comedy"], "1-Jan-1995", 1995),
-    (20, "Misérables, Les (1995)", ["Drama", "War"], "01-Jan-1995", 1995),
-    (30, "Heat (1995)", ["Action", "Crime", "Thriller"], "01-Jan-1995", 1995),
-    (40, "Untitled", [], "05-Oct-1996", None),
-    (50, 'The "Quoted" Film (2001)', ["Comedy"], "", 2001),
-    (60, "Unrated, ends in a colon:", ["Drama"], "", None),
-]  # fmt: skip
-
-
-def _write_ml_100k(src: Path) -> None:
-    rows = [f"{u}\t{i}\t{r:g}\t{t}\n" for u, i, r, t in RATINGS]
-    (src / "u.data").write_text("".join(rows))
-    lines = []
-    for item, title, genres, date, _ in MOVIES:
-        # `unknown` is set exactly when no other genre is, as in ml-100k.
-        flags = [g in genres or (g == "unknown" and not genres) for g in GENRES_100K]
-        flag_text = "|".join(str(int(f)) for f in flags)
-        lines.append(f"{item}|{title}|{date}||http://imdb/{item}|{flag_text}\n")
-    (src / "u.item").write_bytes("".join(lines).encode("latin-1"))
-
-
-def _genre_text(genres: list[str]) -> str:
-    return "|".join(genres) or "(no genres listed)"
-
-
-def _write_ml_1m(src: Path) -> None:
-    rows = [f"{u}::{i}::{r:g}::{t}\n" for u, i, r, t in RATINGS]
-    (src / "ratings.dat").write_text("".join(rows))
-    lines = [f"{i}::{title}::{_genre_text(gs)}\n" for i, title, gs, _, _ in MOVIES]
-    (src / "movies.dat").write_bytes("".join(lines).encode("latin-1"))
-
-
-def _write_ml_latest(src: Path) -> None:
-    with open(src / "ratings.csv", "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["userId", "movieId", "rating", "timestamp"])
-        w.writerows((u, i, f"{r:g}", t) for u, i, r, t in RATINGS)
-    with open(src / "movies.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")  # quotes titles holding commas or quotes
-        w.writerow(["movieId", "title", "genres"])
-        w.writerows((i, title, _genre_text(gs)) for i, title, gs, _, _ in MOVIES)
-
-
-WRITERS = {
-    "ml-100k": _write_ml_100k,
-    "ml-1m": _write_ml_1m,
-    "ml-latest": _write_ml_latest,
-}
-
-
-def _movielens(tmp_path: Path, layout: str) -> Path:
-    src = tmp_path / layout
-    src.mkdir()
-    WRITERS[layout](src)
-    return src
-
 
 def _expected_split(
     fraction: float, ratings: list = RATINGS, seed: int = 0
@@ -203,7 +132,7 @@ def _expected_split(
 @pytest.mark.parametrize("layout", sorted(WRITERS))
 @pytest.mark.parametrize("fraction", [0.0, 0.4, 0.6])  # 0.6 splits a time tie
 def test_movielens_ratings_and_temporal_split(tmp_path, layout, fraction):
-    src = _movielens(tmp_path, layout)
+    src = write_movielens(tmp_path, layout)
     out = import_movielens(src, tmp_path / "out", test_fraction=fraction)
     train, test = _expected_split(fraction)
     assert _pairs(out / "interactions.parquet") == train
@@ -219,7 +148,7 @@ def test_movielens_ratings_and_temporal_split(tmp_path, layout, fraction):
 
 @pytest.mark.parametrize("layout", sorted(WRITERS))
 def test_movielens_item_features(tmp_path, layout):
-    out = import_movielens(_movielens(tmp_path, layout), tmp_path / "out")
+    out = import_movielens(write_movielens(tmp_path, layout), tmp_path / "out")
     items = pq.read_table(out / "items.parquet")
     assert items.schema == pa.schema(
         [("item", pa.int64()), ("title", pa.string()),
@@ -232,7 +161,7 @@ def test_movielens_item_features(tmp_path, layout):
 
 
 def test_movielens_output_builds_a_graph_with_features(tmp_path):
-    out = import_movielens(_movielens(tmp_path, "ml-latest"), tmp_path / "out")
+    out = import_movielens(write_movielens(tmp_path, "ml-latest"), tmp_path / "out")
     manifest = build_graph(
         out / "interactions.parquet", tmp_path / "graph", items=out / "items.parquet"
     )
@@ -271,7 +200,10 @@ def test_movielens_ties_in_time_split_at_random_by_seed(tmp_path):
 @pytest.mark.parametrize("layout", sorted(WRITERS))
 def test_movielens_min_rating_keeps_positives(tmp_path, layout):
     out = import_movielens(
-        _movielens(tmp_path, layout), tmp_path / "out", test_fraction=0.4, min_rating=4
+        write_movielens(tmp_path, layout),
+        tmp_path / "out",
+        test_fraction=0.4,
+        min_rating=4,
     )
     liked = [row for row in RATINGS if row[2] >= 4]
     train, test = _expected_split(0.4, liked)
@@ -284,7 +216,7 @@ def test_movielens_min_rating_keeps_positives(tmp_path, layout):
 
 
 def test_movielens_min_rating_refused(tmp_path):
-    src = _movielens(tmp_path, "ml-1m")
+    src = write_movielens(tmp_path, "ml-1m")
     with pytest.raises(
         DataError, match=r"ratings\.dat: no rating is >= --min-rating 6"
     ):
@@ -302,9 +234,9 @@ def test_min_rating_is_for_movielens_only(tmp_path):
 
 
 def test_cli_min_rating(tmp_path, monkeypatch, capsys):
-    from tests.test_cli_errors import run_cli
+    from tests.helpers import run_cli
 
-    src = _movielens(tmp_path, "ml-latest")
+    src = write_movielens(tmp_path, "ml-latest")
     args = ["data", "import", "--format", "movielens", str(src), "--out"]
     code, _, err = run_cli(
         [*args, str(tmp_path / "out"), "--min-rating", "4"], monkeypatch, capsys
@@ -315,7 +247,7 @@ def test_cli_min_rating(tmp_path, monkeypatch, capsys):
 
 
 def test_movielens_skips_complete_import_and_redoes_other_fraction(tmp_path):
-    src = _movielens(tmp_path, "ml-1m")
+    src = write_movielens(tmp_path, "ml-1m")
     out = import_movielens(src, tmp_path / "out", test_fraction=0.4)
     stamp = (out / "_SUCCESS").stat().st_mtime_ns
     import_movielens(src, out, test_fraction=0.4)
@@ -338,7 +270,7 @@ BAD_LINES = [
 
 @pytest.mark.parametrize(("layout", "name", "text", "match"), BAD_LINES)
 def test_movielens_bad_line(tmp_path, layout, name, text, match):
-    src = _movielens(tmp_path, layout)
+    src = write_movielens(tmp_path, layout)
     with open(src / name, "a") as f:
         f.write(text)
     with pytest.raises(DataError, match=match):
@@ -354,7 +286,7 @@ def test_movielens_bad_line(tmp_path, layout, name, text, match):
     ],
 )
 def test_movielens_missing_file(tmp_path, layout, name, match):
-    src = _movielens(tmp_path, layout)
+    src = write_movielens(tmp_path, layout)
     (src / name).unlink()
     with pytest.raises(DataError, match=match):
         import_movielens(src, tmp_path / "out")
@@ -362,7 +294,7 @@ def test_movielens_missing_file(tmp_path, layout, name, match):
 
 
 def test_movielens_wrong_header(tmp_path):
-    src = _movielens(tmp_path, "ml-latest")
+    src = write_movielens(tmp_path, "ml-latest")
     (src / "ratings.csv").write_text("user,item\n1,2\n")
     with pytest.raises(DataError, match=r"ratings\.csv, line 1: header is 'user,item'"):
         import_movielens(src, tmp_path / "out")
@@ -371,7 +303,7 @@ def test_movielens_wrong_header(tmp_path):
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, float("nan")])
 def test_movielens_rejects_test_fraction_out_of_range(tmp_path, fraction):
-    src = _movielens(tmp_path, "ml-1m")
+    src = write_movielens(tmp_path, "ml-1m")
     with pytest.raises(ConfigError, match="--test-fraction"):
         import_movielens(src, tmp_path / "out", test_fraction=fraction)
     assert not (tmp_path / "out").exists()

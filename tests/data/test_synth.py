@@ -7,7 +7,7 @@ import pytest
 
 from pinsage.data.synth import SynthConfig, synthesize_tables
 from pinsage.errors import ConfigError
-from tests.test_cli_errors import run_cli
+from tests.helpers import run_cli
 
 SMALL = dict(num_items=200, num_users=150, num_edges=3000, num_clusters=4, seed=5)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pinsage.eval.cold import cold_item_mask, cold_start_metrics, top_k_share
-from tests.eval.test_metrics import to_csr
+from tests.helpers import to_csr
 
 NUM_USERS, NUM_ITEMS, DIM = 25, 40, 6
 
@@ -128,9 +128,9 @@ def test_evaluator_reports_cold_and_warm_when_the_test_has_cold_items(
     from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig
     from pinsage.data.synth import SynthConfig, synthesize
     from pinsage.eval.job import evaluator
+    from pinsage.features import FeatureStore
     from pinsage.graph import build_graph, load_graph
-    from pinsage.nn import FeatureStore
-    from pinsage.train.model import build_model
+    from pinsage.run import build_model
 
     synth = SynthConfig(
         num_items=120,

@@ -11,6 +11,7 @@ from pinsage.eval import (
     popularity_scores,
     ranking_metrics,
 )
+from tests.helpers import to_csr
 
 NUM_USERS, NUM_ITEMS, DIM = 30, 50, 8
 
@@ -22,13 +23,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def to_csr(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = [len(r) for r in rows]
-    indptr = torch.tensor([0, *np.cumsum(lengths)], dtype=torch.int64)
-    indices = torch.tensor([i for r in rows for i in r], dtype=torch.int64)
-    return indptr, indices
 
 
 def random_problem(seed: int):

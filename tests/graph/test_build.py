@@ -145,7 +145,7 @@ def test_interrupted_build_leaves_no_directory(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("pinsage.graph.build.write_json", boom)
+    monkeypatch.setattr("pinsage.graph.build.publish", boom)  # the last write
     with pytest.raises(RuntimeError):
         build_graph(data / "interactions.parquet", tmp_path / "g")
     assert not (tmp_path / "g").exists()
@@ -174,7 +174,7 @@ def test_a_graph_of_other_inputs_is_not_replaced_silently(tmp_path):
 
 
 def test_test_fraction_holds_out_each_users_latest(tmp_path, monkeypatch, capsys):
-    from tests.test_cli_errors import run_cli
+    from tests.helpers import run_cli
 
     # 4 users with the same 5 items each, timestamps shuffled, foreign names.
     rng = np.random.default_rng(0)
@@ -216,7 +216,7 @@ def test_test_fraction_holds_out_each_users_latest(tmp_path, monkeypatch, capsys
 
 
 def test_eval_without_a_test_split_says_how_to_get_one(tmp_path, monkeypatch, capsys):
-    from tests.test_cli_errors import run_cli
+    from tests.helpers import run_cli
 
     graph = tmp_path / "g"
     graph.mkdir()

@@ -14,8 +14,9 @@ import pyarrow as pa
 import pytest
 import uvicorn
 
+from pinsage.atomic import publish
 from pinsage.index.service import create_app
-from pinsage.infer.output import finish, matrix_batches, write_parts
+from pinsage.infer.output import matrix_batches, write_parts
 from tests.helpers import free_port
 
 
@@ -45,7 +46,7 @@ def _serving(index_dir: Path, **options) -> Iterator[str]:
 
 def _write_embeddings(folder: Path, ids: list, vectors: np.ndarray) -> Path:
     write_parts(folder, "item", pa.array(ids), matrix_batches(vectors, rows=700))
-    finish(
+    publish(
         folder, {"count": len(ids), "dim": vectors.shape[1], "checkpoint_sha256": "x"}
     )
     return folder

@@ -11,7 +11,7 @@ from pinsage.errors import ConfigError
 from pinsage.index import Index, UnknownIdError, backend, build_index, plan_index
 from pinsage.index import build as build_module
 from pinsage.index.build import FLAT_MAX, HNSW_MAX, recall_at
-from tests.test_cli_errors import run_cli
+from tests.helpers import run_cli
 
 
 def _brute_force(vectors: np.ndarray, rows: np.ndarray, k: int):
@@ -33,7 +33,7 @@ def test_auto_follows_the_catalogue_size():
         plan_index("lsh", 10, 8)
 
 
-def test_recall_counts_shared_neighbours():
+def test_recall_counts_shared_neighbors():
     assert recall_at(np.array([[1, 2], [3, 4]]), np.array([[2, 1], [3, 5]])) == 0.75
 
 
@@ -64,7 +64,7 @@ def test_approximate_kinds_keep_their_measured_recall(
     assert recall_at(found, want) > 0.5
 
 
-def test_vector_queries_and_the_query_item_is_never_its_own_neighbour(
+def test_vector_queries_and_the_query_item_is_never_its_own_neighbor(
     embeddings, vectors, tmp_path
 ):
     build_index(embeddings, tmp_path / "index", kind="flat")

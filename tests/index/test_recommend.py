@@ -9,12 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pinsage.atomic import publish
 from pinsage.errors import DataError
 from pinsage.graph import build_graph
 from pinsage.index import Index, NoContextsError, UnknownIdError, build_index
 from pinsage.index.contexts import exclude_rows, ragged_gather
-from pinsage.infer.output import CONTEXTS_DIR, finish, matrix_batches, write_parts
-from tests.test_cli_errors import run_cli
+from pinsage.infer.output import CONTEXTS_DIR, matrix_batches, write_parts
+from tests.helpers import run_cli
 
 ITEMS, USERS, DIM = 60, 12, 8
 
@@ -55,7 +56,7 @@ def world(tmp_path_factory):
         "graph": str(root / "graph"),
         "checkpoint_sha256": "x",
     }
-    finish(emb, manifest)
+    publish(emb, manifest)
     build_index(emb, root / "index", kind="flat")
     return {
         "root": root,

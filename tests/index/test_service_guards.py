@@ -18,7 +18,7 @@ import uvicorn
 from pinsage.errors import DataError
 from pinsage.index import Index, build_index
 from pinsage.index.service import MAX_RESULTS, create_app
-from tests.test_cli_errors import run_cli
+from tests.helpers import run_cli
 
 TOKEN = "a-long-enough-test-token"
 

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from pinsage.atomic import file_sha256
 from pinsage.config import PipelineConfig, load_section
 from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.errors import CheckpointError, ConfigError, DataError
 from pinsage.graph import build_graph, load_graph
 from pinsage.infer import embed, read_embeddings
 from pinsage.infer import job as job_module
-from pinsage.infer.output import file_sha256
-from pinsage.train import latest_checkpoint, load_checkpoint
+from pinsage.run import latest_checkpoint, load_checkpoint
 
 
 def test_writes_a_complete_folder(run_dir, graph_dir, tmp_path):
@@ -137,8 +137,7 @@ def test_auto_engine_writes_its_choice(run_dir, graph_dir, tmp_path):
 
 
 def test_load_run_is_the_checkpoint_over_the_graph(run_dir, graph_dir):
-    from pinsage.run import load_run
-    from pinsage.train.model import build_model
+    from pinsage.run import build_model, load_run
 
     graph = load_graph(graph_dir)
     run = load_run(run_dir, graph)

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig
+from pinsage.features import FeatureStore
 from pinsage.graph import load_graph
 from pinsage.infer import local
-from pinsage.nn.features import FeatureStore
+from pinsage.run import build_model
 from pinsage.sampler.table import neighborhood_table
-from pinsage.train.model import build_model
 
 
 @pytest.mark.parametrize("residual", [True, False])

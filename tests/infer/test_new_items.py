@@ -17,21 +17,19 @@ import pytest
 import torch
 
 from pinsage.config import PipelineConfig, load_section
-from pinsage.data.synth import SynthConfig, synthesize
+from pinsage.data.synth import synthesize
 from pinsage.errors import DataError
+from pinsage.features import FeatureStore
 from pinsage.graph import build_graph, load_graph
 from pinsage.index import Index, build_index
 from pinsage.index.add import add_to_index
 from pinsage.infer import embed, read_embeddings
 from pinsage.infer.local import embed_all
 from pinsage.infer.new_items import embed_new_items
-from pinsage.nn.features import FeatureStore
+from pinsage.run import build_model, load_checkpoint
 from pinsage.sampler.table import neighborhood_table
-from pinsage.train import load_checkpoint, train
-from pinsage.train.model import build_model
-from tests.test_cli_errors import run_cli
-
-from .conftest import run_config
+from pinsage.train import train
+from tests.helpers import TINY_SYNTH, run_cli, run_config
 
 NEW = 20  # items held back from training, the largest ids
 
@@ -40,10 +38,7 @@ NEW = 20  # items held back from training, the largest ids
 def world(tmp_path_factory):
     """Old graph + run (ID embeddings on, 2 layers), the new files, the union graph."""
     root = tmp_path_factory.mktemp("new-items")
-    data = synthesize(
-        SynthConfig(num_items=300, num_users=150, num_edges=4000, num_clusters=5),
-        root / "data",
-    )
+    data = synthesize(TINY_SYNTH, root / "data")
     items = pq.read_table(data / "items.parquet")
     inter = pq.read_table(data / "interactions.parquet")
     new_ids = pa.array(np.sort(items["item"].to_numpy())[-NEW:])

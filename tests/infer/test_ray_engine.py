@@ -13,6 +13,7 @@ import torch
 
 from pinsage.config import PipelineConfig, SamplerConfig, load_section
 from pinsage.data.synth import SynthConfig, synthesize
+from pinsage.features import FeatureStore
 from pinsage.graph import build_graph, load_graph
 from pinsage.infer import RayOptions, embed, read_embeddings
 from pinsage.infer import job as job_module
@@ -22,12 +23,10 @@ from pinsage.infer.neighborhoods import (
     table_rows,
     write_neighborhoods,
 )
-from pinsage.infer.ray_engine import ray_session
-from pinsage.nn.features import FeatureStore
+from pinsage.ray_session import ray_session
+from pinsage.run import build_model, load_checkpoint
 from pinsage.sampler import CHUNK, build_blocks, table_lookup
 from pinsage.sampler.table import neighborhood_table
-from pinsage.train import load_checkpoint
-from pinsage.train.model import build_model
 
 # Batches of 64 (several per stage on 300 items) and 2 partitions: cheap shuffles.
 OPTIONS = RayOptions(num_cpus=2, batch_size=64, num_partitions=2)
@@ -35,7 +34,7 @@ OPTIONS = RayOptions(num_cpus=2, batch_size=64, num_partitions=2)
 
 @pytest.fixture(scope="module")
 def local_ray():
-    with ray_session(OPTIONS):
+    with ray_session(OPTIONS.address, OPTIONS.num_cpus):
         yield
 
 
@@ -107,7 +106,7 @@ def wide_graph_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("chunks_per_part,max_in_flight", [(1, 1), (2, 3)])
-def test_neighbourhood_parts_equal_the_table(
+def test_neighborhood_parts_equal_the_table(
     local_ray, wide_graph_dir, tmp_path, chunks_per_part, max_in_flight
 ):
     graph = load_graph(wide_graph_dir)
@@ -227,8 +226,8 @@ def test_an_exception_leaves_no_folder(
 def test_rays_own_log_lines_follow_the_cli_setting(tmp_path, monkeypatch, capsys):
     import logging
 
-    from pinsage.infer.ray_engine import RAY_LOG_SETTING, _quiet_ray_loggers
-    from tests.test_cli_errors import run_cli
+    from pinsage.ray_session import RAY_LOG_SETTING, quiet_ray_loggers
+    from tests.helpers import run_cli
 
     setting = logging.getLogger(RAY_LOG_SETTING)
     synth = ["data", "synth", "--out", str(tmp_path / "d"), "--items", "60"]
@@ -237,9 +236,9 @@ def test_rays_own_log_lines_follow_the_cli_setting(tmp_path, monkeypatch, capsys
     try:
         for flags, level in (([], logging.ERROR), (["-v"], logging.INFO)):
             assert run_cli([*flags, *synth], monkeypatch, capsys)[0] == 0
-            _quiet_ray_loggers()  # what a Ray session does when it starts
+            quiet_ray_loggers()  # what a Ray session does when it starts
             for name in ("ray", "ray.data", "ray.train"):
                 assert logging.getLogger(name).getEffectiveLevel() == level, name
     finally:
         setting.setLevel(logging.NOTSET)
-        _quiet_ray_loggers()
+        quiet_ray_loggers()

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig
+from pinsage.features import FeatureStore
 from pinsage.graph import load_graph
 from pinsage.infer.local import table_block
 from pinsage.infer.neighborhoods import table_rows
@@ -20,10 +21,9 @@ from pinsage.infer.stages import (
     to_matrix,
 )
 from pinsage.nn.conv import aggregate
-from pinsage.nn.features import FeatureStore
+from pinsage.run import build_model
 from pinsage.sampler import build_blocks, table_lookup
 from pinsage.sampler.table import neighborhood_table
-from pinsage.train.model import build_model
 
 
 def test_matrix_columns_round_trip_and_nulls_are_zero():

@@ -3,11 +3,11 @@ import torch
 import torch.nn.functional as F
 
 from pinsage.config import SamplerConfig
-from pinsage.nn import FeatureProjector, FeatureStore, PinSageModel
+from pinsage.features import FeatureStore
+from pinsage.nn import FeatureProjector, PinSageModel
+from pinsage.nn.blocks import Block, ComputationGraph
 from pinsage.sampler import context_blocks, item_blocks
-from pinsage.sampler.blocks import Block, ComputationGraph
-from tests.helpers import assert_shape
-from tests.nn.test_features import COLD, write_tiny_graph
+from tests.helpers import COLD, assert_shape, write_tiny_graph
 
 SAMPLER = SamplerConfig(num_walks=20, walk_length=2, top_k=3, num_layers=2, seed=0)
 DIM, HIDDEN, OUT = 8, 6, 5
@@ -201,7 +201,7 @@ def _without_item_edges(cg):
     )
 
 
-def test_cold_dropout_drops_neighbourhoods_and_ids_in_training_only(graph, store):
+def test_cold_dropout_drops_neighborhoods_and_ids_in_training_only(graph, store):
     # Every item seen as cold: as if no item had interactions or an ID vector.
     model = _model(graph, store, id_embedding=True, cold_dropout=1.0)
     cg = _items(graph, [0, 3, 6])

@@ -1,6 +1,7 @@
 """Run roots for the report: one made by the real pipeline, one written by hand."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,22 +14,16 @@ from pinsage.config import (
     SamplerConfig,
     TrainConfig,
 )
-from pinsage.data.synth import SynthConfig
 from pinsage.pipeline import run_pipeline
-
-EVAL_STEPS = (20, 40)
-# Known values the page must show.
-FINAL = {"step": 40, "users": 1234, "recall@20": 0.1523, "ndcg@20": 0.1261}
-TIMINGS = {"data": 1.5, "graph": 2.25, "train": 123.45, "eval": 7.5}
+from tests.helpers import TINY_SYNTH
+from tests.report.known import EVAL_STEPS, FINAL, TIMINGS
 
 
 @pytest.fixture(scope="session")
 def pipeline_root(tmp_path_factory) -> Path:
     """A complete run root of a tiny generated dataset (about 10 s on 2 cores)."""
     cfg = PipelineConfig(
-        synth=SynthConfig(
-            num_items=300, num_users=150, num_edges=4000, num_clusters=5, seed=1
-        ),
+        synth=replace(TINY_SYNTH, seed=1),
         sampler=SamplerConfig(num_walks=10, top_k=5, num_layers=1),
         model=ModelConfig(dim=16, hidden_dim=16, out_dim=16, text_buckets=512),
         train=TrainConfig(
@@ -36,7 +31,7 @@ def pipeline_root(tmp_path_factory) -> Path:
             steps_per_epoch=6,
             batch_size=32,
             num_random_negatives=40,
-            num_workers=0,
+            producers=0,
             warmup_steps=2,
         ),
         embed=EmbedConfig(engine="local", contexts=False),

@@ -11,10 +11,10 @@ from pinsage.errors import DataError
 from pinsage.index import Index
 from pinsage.report import collect_run, write_report
 from pinsage.report.collect import read_metrics
-from pinsage.report.neighbours import NEIGHBOURS_SHOWN
+from pinsage.report.neighbors import NEIGHBOURS_SHOWN
 from pinsage.report.published import GOWALLA
-from tests.report.conftest import FINAL, TIMINGS
-from tests.test_cli_errors import run_cli
+from tests.helpers import run_cli
+from tests.report.known import FINAL, TIMINGS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

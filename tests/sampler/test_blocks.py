@@ -56,7 +56,7 @@ def test_item_blocks_invariants(graph):
     assert (top.edge_index[1] != 2).all()  # the isolated seed has no incoming edge
 
 
-def test_outermost_sources_are_union_of_reached_neighbourhoods(graph):
+def test_outermost_sources_are_union_of_reached_neighborhoods(graph):
     # With a fixed neighbourhood table the reachable set can be computed independently.
     cfg = SamplerConfig(num_walks=40, top_k=4)
     table = item_neighbors(

@@ -41,7 +41,7 @@ def test_table_does_not_depend_on_how_it_is_split(graph, contexts):
     assert not torch.equal(other.ids, neighborhood_table(graph, cfg).ids)
 
 
-def test_table_rows_are_neighbourhoods_of_their_node(graph):
+def test_table_rows_are_neighborhoods_of_their_node(graph):
     cfg = SamplerConfig(num_walks=20, walk_length=1, top_k=6)
     table = neighborhood_table(graph, cfg)
     item = 4321  # in the second range

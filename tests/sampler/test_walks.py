@@ -88,7 +88,7 @@ def test_context_walk_visits_match_exact_distribution(spec, weights):
     np.testing.assert_array_less(np.abs(observed - exact), _tolerance(exact, length))
 
 
-def test_walks_never_leave_neighbourhood_of_weight_zero_paths():
+def test_walks_never_leave_neighborhood_of_weight_zero_paths():
     # Two disconnected components: walks from one never reach the other.
     graph = csr_from_edges(4, 2, items=[0, 1, 2, 3], contexts=[0, 0, 1, 1])
     cfg = SamplerConfig(num_walks=500, walk_length=5, restart=0.2)
@@ -221,7 +221,7 @@ def test_debiased_weights_divide_visits_by_degree_power():
     assert torch.equal(got.ids, ids) and torch.equal(got.visits, visits)
 
 
-def test_debiased_item_neighbours_come_from_the_sampler():
+def test_debiased_item_neighbors_come_from_the_sampler():
     graph = csr_from_edges(4, 3, [0, 1, 1, 2, 3, 3, 3], [0, 0, 1, 1, 0, 1, 2])
     cfg = SamplerConfig(num_walks=400, top_k=3, degree_power=1.0)
     gen = torch.Generator().manual_seed(0)

@@ -13,12 +13,12 @@ import torch
 from pinsage.atomic import temp_sibling
 from pinsage.config import ModelConfig, PipelineConfig, load_section
 from pinsage.errors import ConfigError
+from pinsage.features import MIN_TEXT_BUCKETS, FeatureStore, text_buckets_for
 from pinsage.graph import load_graph
 from pinsage.infer.local import embed_all
-from pinsage.nn.features import MIN_TEXT_BUCKETS, FeatureStore, text_buckets_for
+from pinsage.run import build_model, load_checkpoint, save_checkpoint
 from pinsage.sampler.table import neighborhood_table
-from pinsage.train import load_checkpoint, save_checkpoint, train
-from pinsage.train.model import build_model
+from pinsage.train import train
 from tests.helpers import tiny_config
 
 MOST = 2**18  # the configured maximum, as in configs/demo.yaml

@@ -12,9 +12,8 @@ import pytest
 import torch
 
 from pinsage.errors import CheckpointError
-from pinsage.train import load_checkpoint
-from tests.test_cli_errors import run_cli
-from tests.test_pipeline import TINY
+from pinsage.run import load_checkpoint
+from tests.helpers import TINY, run_cli
 
 
 class _Touch:

@@ -6,11 +6,10 @@ import torch
 
 from pinsage.config import ModelConfig, PipelineConfig
 from pinsage.errors import ConfigError
-from pinsage.nn import FeatureStore
-from pinsage.train.model import AUTO_COLD_DROPOUT, build_model
+from pinsage.features import FeatureStore
+from pinsage.run.factory import AUTO_COLD_DROPOUT, build_model
 from pinsage.train.negatives import negative_distribution, random_negatives
-from tests.helpers import csr_from_edges
-from tests.nn.test_features import COLD, write_tiny_graph
+from tests.helpers import COLD, csr_from_edges, write_tiny_graph
 
 # Items 0..3 engaged (item 3 twice), item 4 never: a catalogue-only, cold item.
 GRAPH = csr_from_edges(5, 3, items=[0, 1, 2, 3, 3], contexts=[0, 0, 1, 1, 2])

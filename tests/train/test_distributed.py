@@ -9,14 +9,14 @@ import torch
 
 import pinsage.train.distributed
 from pinsage.errors import CheckpointError, ConfigError
+from pinsage.features import FeatureStore
 from pinsage.graph import load_graph
-from pinsage.nn.features import FeatureStore
-from pinsage.train import load_checkpoint, train
+from pinsage.run import build_model, load_checkpoint
+from pinsage.train import train
 from pinsage.train.distributed import train_distributed
 from pinsage.train.loader import BatchMaker
-from pinsage.train.model import build_model, make_optimizers, sparse_parameters
-from tests.helpers import tiny_config
-from tests.test_cli_errors import run_cli
+from pinsage.train.optimizers import make_optimizers, sparse_parameters
+from tests.helpers import run_cli, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def local_ray():
 
 def _cfg(**train):
     # 2 x 3 steps; a producer thread per worker
-    return tiny_config(**({"steps_per_epoch": 3, "num_workers": 1} | train))
+    return tiny_config(**({"steps_per_epoch": 3, "producers": 1} | train))
 
 
 def _records(run):

@@ -15,10 +15,10 @@ import torch
 
 from pinsage.errors import DataError, TrainingError
 from pinsage.graph import build_graph
-from pinsage.train import load_checkpoint, train
+from pinsage.run import load_checkpoint
+from pinsage.train import train
 from pinsage.train.objective import BatchLoss
-from tests.helpers import tiny_config
-from tests.test_cli_errors import run_cli
+from tests.helpers import run_cli, tiny_config
 
 BAD_STEP = 5  # 0-based: the 6th step of 8; checkpoints every 2 steps
 
@@ -75,7 +75,7 @@ def test_divergence_is_exit_2_at_the_command_line(
     config = tmp_path / "c.yaml"
     config.write_text(
         "model: {dim: 8, hidden_dim: 8, out_dim: 8, text_buckets: 256}\n"
-        "train: {epochs: 1, steps_per_epoch: 8, batch_size: 16, num_workers: 0,"
+        "train: {epochs: 1, steps_per_epoch: 8, batch_size: 16, producers: 0,"
         " checkpoint_every: 2}\n"
     )
     _inject_at(monkeypatch, "loss")
@@ -103,7 +103,7 @@ def test_graph_with_one_item_is_refused_at_train_and_warned_at_build(
     with pytest.raises(DataError, match="holds 1 item; training needs at least two"):
         train(tiny_config(), tmp_path / "g", tmp_path / "run", device="cpu")
     config = tmp_path / "c.yaml"
-    config.write_text("train: {epochs: 1, steps_per_epoch: 2, num_workers: 0}\n")
+    config.write_text("train: {epochs: 1, steps_per_epoch: 2, producers: 0}\n")
     args = ["-q", "train", "--config", str(config), "--graph", str(tmp_path / "g")]
     code, _, err = run_cli(
         [*args, "--out", str(tmp_path / "r"), "--device", "cpu"], monkeypatch, capsys

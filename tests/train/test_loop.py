@@ -7,9 +7,10 @@ import torch
 from pinsage.config import ModelConfig
 from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.errors import CheckpointError, ConfigError
+from pinsage.features import FeatureStore
 from pinsage.graph import build_graph, load_graph
-from pinsage.nn.features import FeatureStore
-from pinsage.train import load_checkpoint, train
+from pinsage.run import load_checkpoint
+from pinsage.train import train
 from pinsage.train.batch import make_batch
 from pinsage.train.loader import BatchLoader, BatchMaker
 from tests.helpers import tiny_config
@@ -69,8 +70,8 @@ def test_objectives_and_losses_train(graph_dir, tmp_path, loss, objective):
 def test_same_batches_whatever_the_workers(graph_dir, neighborhoods):
     cfg = tiny_config(neighborhoods=neighborhoods)
     maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
-    inline = list(BatchLoader(maker, 2, 6, num_workers=0))
-    with BatchLoader(maker, 2, 6, num_workers=2, kind="thread") as loader:
+    inline = list(BatchLoader(maker, 2, 6, producers=0))
+    with BatchLoader(maker, 2, 6, producers=2, kind="thread") as loader:
         threaded = list(loader)
     for a, b in zip(inline, threaded, strict=True):
         assert a.step == b.step
@@ -84,11 +85,11 @@ def test_same_batches_whatever_the_workers(graph_dir, neighborhoods):
 def test_process_workers_match_inline_and_shut_down(graph_dir, neighborhoods):
     cfg = tiny_config(neighborhoods=neighborhoods)
     maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
-    with BatchLoader(maker, 0, 3, num_workers=2, kind="process") as loader:
+    with BatchLoader(maker, 0, 3, producers=2, kind="process") as loader:
         got = [b.items.input_nodes for b in loader]
         workers = list(loader._workers)
     assert all(not w.is_alive() for w in workers)
-    want = [b.items.input_nodes for b in BatchLoader(maker, 0, 3, num_workers=0)]
+    want = [b.items.input_nodes for b in BatchLoader(maker, 0, 3, producers=0)]
     assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
 
 
@@ -97,7 +98,7 @@ def test_consumer_error_stops_workers(graph_dir):
     maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)
     with pytest.raises(KeyboardInterrupt):
         with BatchLoader(
-            maker, 0, 50, num_workers=1, kind="process", prefetch=2
+            maker, 0, 50, producers=1, kind="process", prefetch=2
         ) as loader:
             for _ in loader:
                 workers = list(loader._workers)
@@ -178,7 +179,7 @@ def test_resume_on_another_graph_is_refused(graph_dir, tmp_path):
         )
 
 
-def test_epoch_neighbourhoods_are_one_table_per_epoch(graph_dir):
+def test_epoch_neighborhoods_are_one_table_per_epoch(graph_dir):
     # Positives hidden per batch would make context rows differ within an epoch.
     cfg = tiny_config(neighborhoods="epoch", objective="context", hide_positives=False)
     maker = BatchMaker(graph_dir, cfg, cfg.model.text_buckets)

@@ -17,10 +17,10 @@ from pinsage.config import (
 )
 from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.eval.job import evaluate_baselines, evaluator
+from pinsage.features import FeatureStore
 from pinsage.graph import build_graph, load_graph
-from pinsage.nn.features import FeatureStore
-from pinsage.train import load_checkpoint, train
-from pinsage.train.model import build_model, model_from_checkpoint
+from pinsage.run import build_model, load_checkpoint, model_from_checkpoint
+from pinsage.train import train
 
 
 @pytest.mark.slow
@@ -42,7 +42,7 @@ def test_trained_model_beats_popularity_and_untrained(tmp_path):
             epochs=2,
             steps_per_epoch=60,
             batch_size=128,
-            num_workers=0,
+            producers=0,
             num_random_negatives=200,
             objective="context",
             temperature=0.1,

@@ -3,11 +3,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from pinsage.features import FeatureStore
 from pinsage.graph import load_graph
-from pinsage.nn.features import FeatureStore
+from pinsage.run import build_model, load_checkpoint, spectral_id_init
 from pinsage.train import train
-from pinsage.train.checkpoint import load_checkpoint
-from pinsage.train.model import build_model, spectral_id_init
 from tests.helpers import tiny_config
 
 

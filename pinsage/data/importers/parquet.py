@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import atomic_dir, file_sha256, write_json
+from pinsage.atomic import atomic_dir, file_sha256, publish
 from pinsage.data.cold import with_cold_items
 from pinsage.data.contract import (
     InteractionColumns,
@@ -136,7 +136,6 @@ def import_parquet(
             tables["items"] = {"rows": items.num_rows}
         if cold_items:
             tables["interactions"] = {"rows": _make_cold(tmp, names, cold_items, seed)}
-        write_json(tmp / "manifest.json", {"params": params, "tables": tables})
-        (tmp / "_SUCCESS").touch()
+        publish(tmp, {"params": params, "tables": tables})
     log.info("imported %s into %s: %s", src, out, tables)
     return out

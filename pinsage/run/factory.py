@@ -1,4 +1,8 @@
-"""Build the PinSage model a config describes, for a given graph and feature store."""
+"""The PinSage model a run's config describes, built over a graph and its feature store.
+
+Training builds it from scratch (`build_model`, then `spectral_id_init`); eval, embed
+and the benchmarks build it from a checkpoint (`model_from_checkpoint`).
+"""
 
 from __future__ import annotations
 
@@ -8,31 +12,30 @@ import numpy as np
 import torch
 from torch import nn
 
-from pinsage.config import PipelineConfig, TrainConfig
+from pinsage.config import PipelineConfig
 from pinsage.errors import CheckpointError, ConfigError
+from pinsage.features import FeatureStore
 from pinsage.graph.spectral import (
     interaction_matrix,
     normalized_interactions,
     top_right_singular,
 )
 from pinsage.graph.store import Graph
-from pinsage.nn.features import FeatureProjector, FeatureStore
 from pinsage.nn.model import PinSageModel
-from pinsage.train.checkpoint import check_graph
+from pinsage.nn.projector import FeatureProjector
+from pinsage.run.checkpoint import check_graph
 
 __all__ = [
     "AUTO_COLD_DROPOUT",
     "build_model",
-    "make_optimizers",
     "model_from_checkpoint",
-    "sparse_parameters",
     "spectral_id_init",
 ]
 
 
 # `model.cold_dropout: null` on a graph with item features. On 2,000 items in 10
 # planted clusters with 10% cold items, 0.2 brought cold items' recall@20 to about
-# warm items' (README "Cold start").
+# warm items' (docs/training.md "Cold start").
 AUTO_COLD_DROPOUT = 0.2
 
 
@@ -135,30 +138,3 @@ def model_from_checkpoint(
             "trained on."
         ) from exc
     return model.eval(), store
-
-
-def sparse_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    """The embedding tables with sparse gradients, by parameter name."""
-    sparse = {
-        id(m.weight)
-        for m in model.modules()
-        if isinstance(m, nn.Embedding | nn.EmbeddingBag) and m.sparse
-    }
-    return {name: p for name, p in model.named_parameters() if id(p) in sparse}
-
-
-def make_optimizers(model: nn.Module, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-    """SparseAdam for the sparse embedding tables, AdamW for every other weight.
-
-    The AdamW optimizer comes first: its parameters are the ones gradient clipping
-    covers.
-    """
-    sparse = {id(p) for p in sparse_parameters(model).values()}
-    sparse_params = [p for p in model.parameters() if id(p) in sparse]
-    dense_params = [p for p in model.parameters() if id(p) not in sparse]
-    optimizers: list[torch.optim.Optimizer] = [
-        torch.optim.AdamW(dense_params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ]
-    if sparse_params:
-        optimizers.append(torch.optim.SparseAdam(sparse_params, lr=cfg.lr))
-    return optimizers

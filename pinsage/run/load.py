@@ -2,7 +2,7 @@
 
 `load_run` is the one way `pinsage eval`, `pinsage embed` (and ``embed --items``)
 and the benchmarks load what `pinsage train` wrote into a run directory; the
-checkpoint files themselves are `pinsage.train.checkpoint`'s.
+checkpoint files themselves are `pinsage.run.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from pinsage.config import PipelineConfig, load_section
+from pinsage.features import FeatureStore
 from pinsage.graph.store import Graph
-from pinsage.nn.features import FeatureStore
 from pinsage.nn.model import PinSageModel
-from pinsage.train.checkpoint import load_checkpoint
-from pinsage.train.model import model_from_checkpoint
+from pinsage.run.checkpoint import load_checkpoint
+from pinsage.run.factory import model_from_checkpoint
 
 __all__ = ["TrainedRun", "load_run"]
 

@@ -1,55 +1,15 @@
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 
 from pinsage.errors import ConfigError
-from pinsage.graph import build_graph, load_graph
-from pinsage.graph.features import FeatureSpec
-from pinsage.nn import FeatureProjector, FeatureStore, fnv1a_64, tokenize
-from tests.helpers import assert_shape
+from pinsage.features import FeatureStore, fnv1a_64, tokenize
+from pinsage.graph.feature_columns import FeatureSpec
+from pinsage.nn import FeatureProjector
+from tests.helpers import COLD, ITEMS, assert_shape, write_tiny_graph
 
 BUCKETS = 1024
-COLD = 9  # item id 9 has no interactions
-
-ITEMS = {
-    "item": list(range(10)),
-    "emb": [[float(i), -float(i), 0.5] for i in range(10)],
-    "genre": [["rock", "pop"], ["jazz"], [], ["pop"], ["rock"]] * 2,
-    "title": [
-        "Red Guitar, blue NOTES!",
-        "jazz night",
-        None,
-        "Pop pop POP",
-        "a b c d e f",
-        "",
-        "Über café",
-        "red",
-        "blue notes",
-        "cold start item only text",
-    ],
-    "price": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
-}
-KINDS = {"emb": "vector", "genre": "categorical", "title": "text", "price": "dense"}
-
-
-def write_tiny_graph(root):
-    """A 10-item, 5-user graph with every feature kind; item 9 is cold (no edges)."""
-    users = [0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 4, 4, 0, 2]
-    items = [0, 1, 1, 2, 3, 3, 4, 5, 6, 6, 7, 8, 8, 0]
-    pq.write_table(
-        pa.table({"user": pa.array(users, pa.int64()), "item": items}),
-        root / "interactions.parquet",
-    )
-    pq.write_table(pa.table(ITEMS), root / "items.parquet")
-    build_graph(
-        root / "interactions.parquet",
-        root / "graph",
-        items=root / "items.parquet",
-        feature_kinds=KINDS,
-    )
-    return load_graph(root / "graph")
 
 
 @pytest.fixture(scope="module")

@@ -44,13 +44,13 @@ class SampleLookup:
     """A sample item and its nearest items by the index, best first."""
 
     query: ItemView
-    neighbours: list[ItemView]
+    neighbors: list[ItemView]
 
     def same_cluster(self) -> int | None:
         """How many neighbours share the query's planted cluster (None: unknown)."""
         if self.query.cluster is None:
             return None
-        return sum(n.cluster == self.query.cluster for n in self.neighbours)
+        return sum(n.cluster == self.query.cluster for n in self.neighbors)
 
 
 def sample_items(index: Index, graph: Graph | None) -> list:

@@ -7,7 +7,7 @@ FNV-1a (vectorised over tokens with numpy) and reduced modulo ``text_buckets``. 
 token's bucket depends on the token alone, never on the corpus, so a rebuilt graph or
 a new item maps the same word to the same embedding row; collisions are the price
 (the hashing trick), and ``text_buckets`` sets it. A run sizes it to its graph's
-vocabulary (`count_distinct_tokens`, `pinsage.nn.features.text_buckets_for`) and
+vocabulary (`count_distinct_tokens`, `pinsage.nn.projector.text_buckets_for`) and
 records it in its config, so inference hashes with the count training used.
 """
 
