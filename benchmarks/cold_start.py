@@ -37,6 +37,7 @@ from common import CACHE, ONE_CLUSTER_EACH, emit, machine  # noqa: E402
 from movielens_like import write_movielens_like  # noqa: E402
 
 from pinsage.config import (  # noqa: E402
+    ExecutionConfig,
     ModelConfig,
     PipelineConfig,
     SamplerConfig,
@@ -151,10 +152,10 @@ def run_seed(args, seed: int, model: dict, drop: str | None, root: Path) -> dict
             objective="both",
             temperature=0.07,
             in_batch_negatives=False,
-            producers=0,
             checkpoint_every=0,
             seed=seed,
         ),
+        execution=ExecutionConfig(producers=0),
     )
     run = root / f"run-{seed}"
     shutil.rmtree(run, ignore_errors=True)

@@ -66,7 +66,12 @@ LINGER = 10.0  # seconds a child's descendants may take to exit after it
 
 
 def _config():
-    from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig, TrainConfig
+    from pinsage.config import (
+        ExecutionConfig,
+        ModelConfig,
+        PipelineConfig,
+        SamplerConfig,
+    )
 
     # Inference as in training (top TOP_K of 100 walks), a per-user ID: the setting of
     # the published figures, whatever the embedded default becomes.
@@ -77,7 +82,7 @@ def _config():
         model=ModelConfig(
             dim=DIM, hidden_dim=DIM, out_dim=DIM, context_id_embedding=True
         ),
-        train=TrainConfig(producers=0),
+        execution=ExecutionConfig(device="cpu", producers=0),
     )
 
 
@@ -109,7 +114,7 @@ def _prepare(items: int) -> dict:
     t0 = time.perf_counter()
     if latest_checkpoint(run) is None:
         shutil.rmtree(run, ignore_errors=True)
-        train(_config(), graph_dir, run, device="cpu", until_step=1)
+        train(_config(), graph_dir, run, until_step=1)
     train_seconds = time.perf_counter() - t0
     manifest = json.loads((graph_dir / "manifest.json").read_text())
     return {
@@ -194,11 +199,11 @@ def _engine(items: int, engine: str, ray_options: dict) -> dict:
         )
         t2 = time.perf_counter()
     t3 = time.perf_counter()
-    phases = manifest["seconds"]
+    phases = manifest.seconds
     result = {
         "seconds": phases["layers"],
-        "count": manifest["count"],
-        "dim": manifest["dim"],
+        "count": manifest.count,
+        "dim": manifest.dim,
         "load_seconds": phases["load"],
         "table_seconds": phases["neighbourhoods"],
         "write_seconds": phases["write"],

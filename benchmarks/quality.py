@@ -168,7 +168,7 @@ def run_variant(cfg: PipelineConfig, name: str, seed: int, args) -> dict:
         "validation_recall@20": curve[-1][1] if curve else None,
         "best_validation_recall@20": max((v for _, v in curve), default=None),
         "validation_curve": curve,
-        "train_minutes": round(manifest["stages"]["train"]["seconds"] / 60, 1),
+        "train_minutes": round(manifest.stages["train"].seconds / 60, 1),
         "steps": cfg.train.epochs * cfg.train.steps_per_epoch,
         "root": str(root),
     }

@@ -161,7 +161,7 @@ def _measure(url: str, index: Index, mode: str, args, rng) -> dict:
     return {
         "bench": "serve",
         "mode": f"{mode} /similar" + (f" x{per}" if per > 1 else ""),
-        "index": index.manifest["factory"],
+        "index": index.manifest.factory,
         "requests": count,
         "concurrency": args.concurrency,
         "repeats": args.repeats,

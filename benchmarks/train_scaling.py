@@ -17,6 +17,7 @@ import shutil
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,7 +52,8 @@ def main() -> None:
                 run = CACHE / f"scaling-{workers}-{repeat}"
                 shutil.rmtree(run, ignore_errors=True)
                 t0 = time.perf_counter()
-                record = train(cfg, graph, run, workers=workers)
+                execution = replace(cfg.execution, workers=workers)
+                record = train(replace(cfg, execution=execution), graph, run)
                 results[workers].append((record, time.perf_counter() - t0))
                 shutil.rmtree(run, ignore_errors=True)
     finally:

@@ -63,7 +63,8 @@ def thread_counts(steps: int, repeats: int) -> None:
             for name, threads in variants.items():  # interleaved
                 run = CACHE / f"threads-{repeat}"
                 shutil.rmtree(run, ignore_errors=True)
-                cfg = replace(base, train=replace(base.train, torch_threads=threads))
+                execution = replace(base.execution, torch_threads=threads)
+                cfg = replace(base, execution=execution)
                 results[name].append(train(cfg, graph, run)["pairs_per_s"])
                 shutil.rmtree(run, ignore_errors=True)
         if spinner.is_alive():
@@ -105,9 +106,10 @@ def main() -> None:
         for name, (workers, kind, tables) in VARIANTS.items():  # interleaved
             run = CACHE / f"throughput-{name}-{repeat}"
             shutil.rmtree(run, ignore_errors=True)
-            tc = replace(base.train, producers=workers, neighborhoods=tables)
-            cfg = replace(base, train=tc)
-            results[name].append(train(cfg, graph, run, producer=kind))
+            execution = replace(base.execution, producers=workers, producer=kind)
+            tc = replace(base.train, neighborhoods=tables)
+            cfg = replace(base, train=tc, execution=execution)
+            results[name].append(train(cfg, graph, run))
             shutil.rmtree(run, ignore_errors=True)
     inline = statistics.median(r["pairs_per_s"] for r in results["inline"])
     for name, records in results.items():

@@ -35,6 +35,7 @@ __all__ = [
     "SUCCESS",
     "atomic_dir",
     "complete_manifest",
+    "current_manifest",
     "file_sha256",
     "publish",
     "read_json",
@@ -226,6 +227,21 @@ def publish(folder: Path, manifest: dict) -> None:
     """
     write_json(Path(folder) / MANIFEST, manifest)
     (Path(folder) / SUCCESS).touch()
+
+
+def current_manifest(folder: Path, key: dict) -> dict | None:
+    """The manifest of ``folder`` when it is complete and was made from ``key``.
+
+    The one "nothing to do" rule of every stage: ``key`` names what the artifact is
+    made from (a data folder's parameters, a graph's sources and options, the
+    embeddings' checkpoint and graph, the index's embeddings and kind), and the
+    folder is current when `complete_manifest` holds each of its items unchanged.
+    None otherwise: absent, incomplete, or made from something else.
+    """
+    manifest = complete_manifest(folder)
+    if manifest is None or any(manifest.get(k) != v for k, v in key.items()):
+        return None
+    return manifest
 
 
 def complete_manifest(folder: Path) -> dict | None:

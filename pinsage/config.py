@@ -7,10 +7,12 @@ out-of-range values raise `ConfigError` naming the key (and the nearest valid on
 from __future__ import annotations
 
 import difflib
+import json
 import logging
+import re
 import types
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -24,6 +26,7 @@ __all__ = [
     "DataConfig",
     "EmbedConfig",
     "EvalConfig",
+    "ExecutionConfig",
     "IndexConfig",
     "ModelConfig",
     "PipelineConfig",
@@ -158,10 +161,6 @@ class ModelConfig:
 class TrainConfig:
     """The training loop, examples, negatives and loss (DESIGN.md "Loss")."""
 
-    # Keys renamed since a release wrote them: old name -> new. Configs and runs that
-    # use the old name still load, with a warning (`load_section`).
-    RENAMED: ClassVar[dict[str, str]] = {"num_workers": "producers"}
-
     epochs: int = 5  # curriculum: epoch n adds n-1 hard negatives per query
     steps_per_epoch: int = 100  # minibatches per epoch
     batch_size: int = 512  # positive pairs per minibatch
@@ -193,12 +192,6 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_steps: int = 20  # linear warm-up, then cosine decay to lr / 10
     grad_clip: float = 1.0
-    # Batch producers per trainer (threads or processes, `train --producer`); 0 builds
-    # batches in the training loop. Not `--workers`: those are data-parallel replicas.
-    producers: int = 1
-    # torch intra-op threads of the trainer; None: the CPUs this process may use
-    # (affinity, cgroup quota) less the producers (`pinsage.threads`).
-    torch_threads: int | None = None
     prefetch: int = 4  # batches queued ahead per worker
     eval_every: int = 0  # steps between evaluations (0: at the end of each epoch)
     checkpoint_every: int = 50  # steps between checkpoints
@@ -213,7 +206,6 @@ class TrainConfig:
         for name in (
             "num_random_negatives",
             "max_hard_negatives",
-            "producers",
             "warmup_steps",
             "eval_every",
             "checkpoint_every",
@@ -222,10 +214,6 @@ class TrainConfig:
                 raise ConfigError(
                     f"train.{name} must be >= 0, got {getattr(self, name)}"
                 )
-        if self.torch_threads is not None and self.torch_threads < 1:
-            raise ConfigError(
-                f"train.torch_threads must be >= 1 (or null), got {self.torch_threads}"
-            )
         if self.loss not in LOSSES:
             raise ConfigError(f"train.loss must be one of {LOSSES}, got '{self.loss}'")
         if self.neighborhoods not in NEIGHBORHOODS:
@@ -332,6 +320,8 @@ FEATURE_KINDS = (
 )  # pinsage.graph.feature_columns
 MAX_K = 1000  # DESIGN.md: a lookup k outside 1..1000 is bad input
 EMBED_ENGINES = ("auto", "ray", "local")
+PRODUCERS = ("thread", "process")
+DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")
 BASELINES = ("popularity", "itemknn", "gfcf")  # pinsage.eval.baselines
 
@@ -439,8 +429,63 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ExecutionConfig:
+    """How and where the jobs run, not what they compute (docs/operations.md).
+
+    Every key has a CLI override of the same name (`train --device`, `--workers`,
+    ...). None enters the pipeline's config hash: the same run may move to a GPU or a
+    cluster, and resume there. ``workers`` does change the model (each replica draws
+    its own batches), so a run records it and resumes only with the same count
+    (`pinsage.train.loop.resume_checkpoint`).
+    """
+
+    device: str = "auto"  # auto (cuda when there is one), cpu, cuda or cuda:N
+    producer: str = "thread"  # kind of batch producers: thread or process
+    # Batch producers per trainer; 0 builds batches in the training loop.
+    producers: int = 1
+    # torch intra-op threads of the trainer; None: the CPUs this process may use
+    # (affinity, cgroup quota) less the producers (`pinsage.threads`).
+    torch_threads: int | None = None
+    # Data-parallel training replicas: > 1 trains under Ray Train (DDP), with
+    # train.batch_size pairs per replica and step; 1 needs no Ray.
+    workers: int = 1
+    # The Ray cluster of the Ray jobs (data-parallel training, the Ray embedding
+    # engine): "auto", "ray://host:10001", ...; null: $RAY_ADDRESS when set (as
+    # under `ray job submit`), else a local Ray on this machine.
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.producer not in PRODUCERS:
+            raise ConfigError(
+                f"execution.producer must be one of {PRODUCERS}, got '{self.producer}'"
+            )
+        if self.producers < 0:
+            raise ConfigError(f"execution.producers must be >= 0, got {self.producers}")
+        if self.workers < 1:
+            raise ConfigError(f"execution.workers must be >= 1, got {self.workers}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ConfigError(
+                "execution.torch_threads must be >= 1 (or null), "
+                f"got {self.torch_threads}"
+            )
+        if self.device != "auto" and not DEVICE.fullmatch(self.device):
+            raise ConfigError(
+                f"execution.device must be auto, cpu, cuda or cuda:N, "
+                f"got '{self.device}'"
+            )
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """The whole pipeline's configuration: one section per stage."""
+
+    # Keys moved since a release wrote them: old "section.key" -> new. Configs and
+    # runs that use the old place still load, with a warning (`load_config`).
+    MOVED: ClassVar[dict[str, str]] = {
+        "train.num_workers": "execution.producers",
+        "train.producers": "execution.producers",
+        "train.torch_threads": "execution.torch_threads",
+    }
 
     data: DataConfig = field(default_factory=DataConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
@@ -450,6 +495,18 @@ class PipelineConfig:
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+
+    def as_plain(self, *, execution: bool = True) -> dict:
+        """The config as plain data (tuples as lists), as a run's config.yaml holds it.
+
+        Without ``execution`` that section is left out: what makes two runs the same
+        run, whatever machine or cluster runs them (`ExecutionConfig`).
+        """
+        plain = json.loads(json.dumps(asdict(self)))
+        if not execution:
+            del plain["execution"]
+        return plain
 
 
 def _check_type(value: Any, annotation: Any, where: str) -> Any:
@@ -475,7 +532,7 @@ def load_section(cls: type[T], raw: Any, where: str) -> T:
     hints = typing.get_type_hints(cls)
     allowed = [f.name for f in fields(cls)]
     values = {}
-    for key, value in _renamed(cls, raw, where).items():
+    for key, value in _moved(cls, raw, where).items():
         if key not in allowed:
             near = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"; did you mean '{near[0]}'?" if near else ""
@@ -508,21 +565,29 @@ def load_section(cls: type[T], raw: Any, where: str) -> T:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
-def _renamed(cls: type, raw: dict, where: str) -> dict:
-    """``raw`` with the keys ``cls.RENAMED`` lists under their new names (warned)."""
-    renamed = getattr(cls, "RENAMED", {})
-    out = {}
-    for key, value in raw.items():
-        if key in renamed:
-            new = renamed[key]
-            if new in raw:
-                raise ConfigError(
-                    f"{where}: both '{key}' and '{new}' are set; '{key}' is the old "
-                    f"name of '{new}': keep '{new}' only."
-                )
-            log.warning("%s: '%s' is now '%s'; rename the key", where, key, new)
-            key = new
-        out[key] = value
+def _moved(cls: type, raw: dict, where: str) -> dict:
+    """``raw`` with the keys ``cls.MOVED`` lists in their new places (warned).
+
+    `ConfigError` when a key is set in both places: which one is meant is not
+    for us to guess.
+    """
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for old, new in getattr(cls, "MOVED", {}).items():
+        old_section, old_key = old.split(".")
+        new_section, new_key = new.split(".")
+        source = out.get(old_section)
+        if not isinstance(source, dict) or old_key not in source:
+            continue
+        target = out.setdefault(new_section, {})
+        if not isinstance(target, dict):
+            continue  # load_section names the bad section
+        if new_key in target:
+            raise ConfigError(
+                f"{where}: both '{old}' and '{new}' are set; '{old}' is the old "
+                f"place of '{new}': keep '{new}' only."
+            )
+        log.warning("%s: '%s' is now '%s'; move the key", where, old, new)
+        target[new_key] = source.pop(old_key)
     return out
 
 

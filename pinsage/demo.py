@@ -142,8 +142,8 @@ def run_demo(
     graph = load_graph(out / "graph")
     m = graph.manifest
     echo(
-        f"graph: {m['num_items']:,} items, {m['num_contexts']:,} users, "
-        f"{m['num_edges']:,} edges; report (curves, metrics, neighbours): {report}"
+        f"graph: {m.num_items:,} items, {m.num_contexts:,} users, "
+        f"{m.num_edges:,} edges; report (curves, metrics, neighbours): {report}"
     )
     if (out / "run" / "eval.json").exists():
         _print_quality(out / "run", echo)

@@ -38,7 +38,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +46,7 @@ import pinsage
 from pinsage.atomic import read_json, remove_dead_leftovers_in, write_json
 from pinsage.config import PipelineConfig
 from pinsage.errors import ConfigError, DataError
+from pinsage.manifests import EmbeddingsManifest, RootManifest, StageRecord
 
 __all__ = ["STAGES", "RunRoot", "config_sha256", "run_pipeline"]
 
@@ -74,8 +75,12 @@ class RunRoot:
 
 
 def config_sha256(cfg: PipelineConfig) -> str:
-    """Hex sha256 of the resolved config (every key, defaults included)."""
-    text = json.dumps(asdict(cfg), sort_keys=True, default=list)
+    """Hex sha256 of the resolved config (every key, defaults included).
+
+    How the run executes (the ``execution`` section) is left out: the same run
+    moved to a GPU or a cluster is still the same run (`ExecutionConfig`).
+    """
+    text = json.dumps(cfg.as_plain(execution=False), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -160,15 +165,14 @@ def _training_graph(cfg: PipelineConfig, paths: RunRoot) -> Path:
     return paths.fit_graph if cfg.data.validation_share > 0 else paths.graph
 
 
-def _train(
-    cfg: PipelineConfig, paths: RunRoot, overwrite: bool, workers: int = 1
-) -> bool:
+def _train(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> bool:
     """Train, or finish an interrupted run; False when the run was complete.
 
     With a validation split, the run is evaluated on it at each epoch's end (its
     curve goes into metrics.jsonl and the report); the test file is never read
-    here. ``workers`` > 1 trains data-parallel under Ray Train (on the job's
-    cluster under `ray job submit`, else a local Ray).
+    here. ``execution.workers`` > 1 trains data-parallel under Ray Train (on
+    ``execution.ray_address``, the job's cluster under `ray job submit`, else a
+    local Ray).
     """
     from pinsage.eval.job import evaluator
     from pinsage.graph import load_graph
@@ -194,8 +198,6 @@ def _train(
         paths.run,
         resume=resume,
         evaluate=evaluate,
-        workers=workers,
-        ray_address=os.environ.get("RAY_ADDRESS") if workers > 1 else None,
     )
     return True
 
@@ -231,8 +233,7 @@ def _embed(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> None:
         paths.graph,
         paths.embeddings,
         engine=cfg.embed.engine,
-        # under `ray job submit`: the job's cluster, not a fresh local Ray
-        ray_address=os.environ.get("RAY_ADDRESS"),
+        ray_address=cfg.execution.ray_address,
         contexts=cfg.embed.contexts,
         overwrite=overwrite,
     )
@@ -290,14 +291,17 @@ def _exclusive(root: Path) -> Iterator[None]:
         yield
 
 
-def _read_root_manifest(paths: RunRoot, cfg_hash: str, overwrite: bool) -> dict:
+def _read_root_manifest(
+    paths: RunRoot, cfg_hash: str, overwrite: bool
+) -> RootManifest | None:
+    """The root's manifest, None for a new root; `ConfigError` for another config."""
     if not paths.manifest.exists():
-        return {}
-    manifest = read_json(paths.manifest)
-    if manifest.get("config_sha256") != cfg_hash and not overwrite:
+        return None
+    manifest = RootManifest.from_json(read_json(paths.manifest), paths.manifest)
+    if manifest.config_sha256 != cfg_hash and not overwrite:
         raise ConfigError(
             f"{paths.root} holds a run of another config (config sha256 "
-            f"{manifest.get('config_sha256', '?')[:12]}, this one {cfg_hash[:12]}); "
+            f"{manifest.config_sha256[:12]}, this one {cfg_hash[:12]}); "
             "choose another --root, or pass --overwrite to redo every stage."
         )
     return manifest
@@ -309,12 +313,11 @@ def run_pipeline(
     *,
     stages: Sequence[str] = STAGES,
     overwrite: bool = False,
-    workers: int = 1,
 ) -> dict:
     """Run ``stages`` (in pipeline order) under ``root``; return the root manifest.
 
-    ``overwrite`` redoes the given stages even when complete; ``workers`` is the
-    number of data-parallel training workers (recorded with the train stage). A
+    ``overwrite`` redoes the given stages even when complete; how the jobs run is
+    ``cfg.execution`` (its ``workers`` recorded with the train stage). A
     stage whose input is missing (say ``embed`` before ``train`` ever ran) fails
     with the error of the library call, which names the missing folder.
     """
@@ -324,7 +327,7 @@ def run_pipeline(
     paths = RunRoot(root, cfg)
     paths.root.mkdir(parents=True, exist_ok=True)
     with _exclusive(paths.root):
-        return _run_stages(cfg, paths, stages, overwrite, workers)
+        return _run_stages(cfg, paths, stages, overwrite)
 
 
 def _run_stages(
@@ -332,43 +335,59 @@ def _run_stages(
     paths: RunRoot,
     stages: Sequence[str],
     overwrite: bool,
-    workers: int,
-) -> dict:
+) -> RootManifest:
     cfg_hash = config_sha256(cfg)
-    manifest = _read_root_manifest(paths, cfg_hash, overwrite)
-    manifest.update(
-        format_version=FORMAT_VERSION,
+    previous = _read_root_manifest(paths, cfg_hash, overwrite)
+    manifest = RootManifest(
         config_sha256=cfg_hash,
         code_version=code_version(),
         dataset=cfg.data.path or "synthetic",
+        format_version=FORMAT_VERSION,
+        stages=dict(previous.stages) if previous else {},
+        checkpoint_sha256=previous.checkpoint_sha256 if previous else None,
     )
-    manifest.setdefault("stages", {})
     for stage in (s for s in STAGES if s in stages):
         before = _output_manifest(paths, stage)
         t0 = time.perf_counter()
-        extra = {"workers": workers} if stage == "train" else {}
-        ran = _RUNNERS[stage](cfg, paths, overwrite, **extra)
+        ran = _RUNNERS[stage](cfg, paths, overwrite)
         seconds = time.perf_counter() - t0
         reason = ran if isinstance(ran, str) else None  # could not run, and why
         if reason is not None:
             ran = False
         elif ran is None:  # the stage's own manifest says whether it did anything
             ran = overwrite or _output_manifest(paths, stage) != before
-        previous = manifest["stages"].get(stage, {})
-        previous.pop("reason", None)
-        manifest["stages"][stage] = {
-            **previous,
-            # a skipped stage keeps the time (and workers) of the run that did it
-            "seconds": round(seconds if ran else previous.get("seconds", seconds), 2),
-            "skipped": not ran,
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            **(extra if ran else {}),
-            **({"reason": reason} if reason else {}),
-        }
+        workers = cfg.execution.workers if stage == "train" else None
+        manifest.stages[stage] = _stage_record(
+            manifest.stages.get(stage), ran, seconds, reason, workers
+        )
         what = "done" if ran else reason or "already complete"
         log.info("stage %s %s in %.1fs", stage, what, seconds)
         if stage == "embed":
-            emb = read_json(paths.embeddings / "manifest.json")
-            manifest["checkpoint_sha256"] = emb.get("checkpoint_sha256")
-        write_json(paths.manifest, manifest)  # after every stage: a kill loses one
+            embedded = EmbeddingsManifest.read(paths.embeddings)
+            sha = embedded.checkpoint_sha256 if embedded else None
+            manifest = replace(manifest, checkpoint_sha256=sha)
+        write_json(paths.manifest, manifest.to_json())  # after every stage
     return manifest
+
+
+def _stage_record(
+    previous: StageRecord | None,
+    ran: bool,
+    seconds: float,
+    reason: str | None,
+    workers: int | None,
+) -> StageRecord:
+    """What the root manifest records of a stage that ran or was skipped.
+
+    A skipped stage keeps the time (and the workers) of the run that did the work.
+    """
+    if not ran:
+        seconds = previous.seconds if previous else seconds
+        workers = previous.workers if previous else None
+    return StageRecord(
+        seconds=round(seconds, 2),
+        skipped=not ran,
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        workers=workers,
+        reason=reason,
+    )

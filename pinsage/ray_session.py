@@ -9,10 +9,11 @@ paying for Ray's import.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["RAY_LOG_SETTING", "quiet_ray_loggers", "ray_session"]
+__all__ = ["RAY_LOG_SETTING", "cluster_address", "quiet_ray_loggers", "ray_session"]
 
 # Local Ray only: keep idle worker processes alive between stages. Ray otherwise kills
 # workers beyond one per CPU within a second, and every shuffle stage then waits
@@ -42,14 +43,24 @@ def quiet_ray_loggers() -> None:
         logging.getLogger(name).setLevel(ray_log_level())
 
 
+def cluster_address(address: str | None) -> str | None:
+    """The Ray cluster a job uses: ``address``, else $RAY_ADDRESS, else None (local).
+
+    Under `ray job submit` Ray sets RAY_ADDRESS, so a submitted job runs on the
+    cluster it was submitted to (as ``ray.init()`` itself does).
+    """
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
 @contextmanager
 def ray_session(
     address: str | None = None, num_cpus: int | None = None
 ) -> Iterator[None]:
     """Use the running Ray, or start one (local, or connected to ``address``).
 
-    ``address`` is a cluster's (``"auto"``, ``"ray://host:10001"``); None starts
-    a local Ray with ``num_cpus`` CPUs (None: every core). A Ray started here is
+    ``address`` is a cluster's (``"auto"``, ``"ray://host:10001"``; None:
+    `cluster_address`'s); with none a local Ray starts with ``num_cpus`` CPUs (None:
+    every core). A Ray started here is
     shut down on exit; one already running is left alone.
     """
     import ray
@@ -62,6 +73,7 @@ def ray_session(
     if ray.is_initialized():
         yield
         return
+    address = cluster_address(address)
     if address is not None:
         ray.init(
             address=address,

@@ -2,7 +2,8 @@
 
 `tiny_data`: `TINY_SYNTH` written by `pinsage.data.synth`; `graph_dir`: its graph,
 with item features; `id_graph_dir`: a smaller graph without features (the ID
-embedding is the only input). Tests read them and never write into them.
+embedding is the only input); `run_dir` and `attention_run_dir`: briefly trained
+2-layer runs on `graph_dir`. Tests read them and never write into them.
 """
 
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 
 from pinsage.data.synth import SynthConfig, synthesize
 from pinsage.graph import build_graph
-from tests.helpers import TINY_SYNTH
+from pinsage.train import train
+from tests.helpers import TINY_SYNTH, run_config
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +42,19 @@ def id_graph_dir(tmp_path_factory) -> Path:
     )
     build_graph(data / "interactions.parquet", root / "graph")
     return root / "graph"
+
+
+@pytest.fixture(scope="session")
+def run_dir(graph_dir, tmp_path_factory) -> Path:
+    """A briefly trained 2-layer run on `graph_dir` (`run_config`)."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    train(run_config(), graph_dir, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def attention_run_dir(graph_dir, tmp_path_factory) -> Path:
+    """`run_dir` with the attention aggregator."""
+    out = tmp_path_factory.mktemp("run") / "attention"
+    train(run_config("attention"), graph_dir, out)
+    return out

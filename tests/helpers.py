@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -12,10 +14,17 @@ import pyarrow.parquet as pq
 import torch
 
 from pinsage.cli import main
-from pinsage.config import ModelConfig, PipelineConfig, SamplerConfig, TrainConfig
+from pinsage.config import (
+    ExecutionConfig,
+    ModelConfig,
+    PipelineConfig,
+    SamplerConfig,
+    TrainConfig,
+)
 from pinsage.data.synth import SynthConfig
 from pinsage.graph import build_graph, load_graph
 from pinsage.graph.store import CSRGraph, Graph
+from pinsage.infer.output import read_embeddings
 
 # 300 items in 5 clusters with every feature kind: the graph of tests/conftest.py.
 TINY_SYNTH = SynthConfig(num_items=300, num_users=150, num_edges=4000, num_clusters=5)
@@ -25,21 +34,24 @@ TINY = """
 synth: {num_items: 300, num_users: 200, num_edges: 5000, num_clusters: 5}
 sampler: {num_walks: 30}
 model: {dim: 16, hidden_dim: 16, out_dim: 16, text_buckets: 1024}
-train: {epochs: 2, steps_per_epoch: 12, batch_size: 64, producers: 0,
-        checkpoint_every: 4, num_random_negatives: 50}
+train: {epochs: 2, steps_per_epoch: 12, batch_size: 64, checkpoint_every: 4,
+        num_random_negatives: 50}
 embed: {engine: local}
+execution: {producers: 0}
 """
 
 
 def tiny_config(**train) -> PipelineConfig:
-    """A config that trains in seconds on `tests/train`'s graph (2 x 4 steps)."""
+    """A config that trains in seconds on `tests/train`'s graph (2 x 4 steps).
+
+    On the CPU, with batches built in the training loop (`executed` changes that).
+    """
     base = dict(
         epochs=2,
         steps_per_epoch=4,
         batch_size=32,
         num_random_negatives=40,
         max_hard_negatives=2,
-        producers=0,
         checkpoint_every=0,
         warmup_steps=2,
     )
@@ -47,7 +59,13 @@ def tiny_config(**train) -> PipelineConfig:
         sampler=SamplerConfig(num_walks=10, top_k=5, num_layers=2),
         model=ModelConfig(dim=16, hidden_dim=16, out_dim=16, text_buckets=512),
         train=TrainConfig(**(base | train)),
+        execution=ExecutionConfig(device="cpu", producers=0),
     )
+
+
+def executed(cfg: PipelineConfig, **execution) -> PipelineConfig:
+    """``cfg`` run another way: its ``execution`` keys replaced."""
+    return replace(cfg, execution=replace(cfg.execution, **execution))
 
 
 def free_port() -> int:
@@ -221,8 +239,23 @@ def run_config(aggregator: str = "importance") -> PipelineConfig:
             batch_size=32,
             num_random_negatives=40,
             max_hard_negatives=2,
-            producers=0,
             checkpoint_every=0,
             warmup_steps=1,
         ),
+        execution=ExecutionConfig(device="cpu", producers=0),
     )
+
+
+def assert_same_embeddings(got: Path, want: Path, atol: float) -> None:
+    """Two embeddings folders hold the same ids and vectors, items and contexts.
+
+    Rows are compared by id: engines write their parts in different orders.
+    """
+    for contexts in (False, True):
+        got_ids, got_z = read_embeddings(got, contexts=contexts)
+        want_ids, want_z = read_embeddings(want, contexts=contexts)
+        got_order, want_order = np.argsort(got_ids), np.argsort(want_ids)
+        assert got_ids[got_order].tolist() == want_ids[want_order].tolist()
+        np.testing.assert_allclose(
+            got_z[got_order], want_z[want_order], rtol=0, atol=atol
+        )

@@ -107,7 +107,15 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 # Imported from nearly everywhere and importing (almost) nothing: drawn as a note, not
 # as arrows, so that the picture shows how the stages depend on one another.
-UTILITIES = ("atomic", "config", "errors", "progress", "seeding", "threads")
+UTILITIES = (
+    "atomic",
+    "config",
+    "errors",
+    "manifests",
+    "progress",
+    "seeding",
+    "threads",
+)
 
 
 def mermaid() -> str:

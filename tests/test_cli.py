@@ -241,7 +241,8 @@ def test_demo_runs_end_to_end_and_is_idempotent(tmp_path, monkeypatch, capsys):
     config.write_text(
         "sampler: {num_walks: 50}\n"
         "model: {dim: 32, hidden_dim: 32, out_dim: 32, text_buckets: 4096}\n"
-        "train: {epochs: 2, steps_per_epoch: 15, batch_size: 128, producers: 0}\n"
+        "train: {epochs: 2, steps_per_epoch: 15, batch_size: 128}\n"
+        "execution: {producers: 0}\n"
     )
     args = ["-q", "demo", "--out", str(tmp_path / "demo"), "--config", str(config)]
     code, out, _ = run_cli(args, monkeypatch, capsys)

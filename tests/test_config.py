@@ -94,12 +94,27 @@ def test_a_value_error_names_the_file(tmp_path):
     )
 
 
-def test_a_renamed_key_still_loads_with_a_warning(tmp_path, caplog):
+def test_a_moved_key_still_loads_with_a_warning(tmp_path, caplog):
     path = tmp_path / "old.yaml"
-    path.write_text("train: {num_workers: 0, epochs: 2}\n")
+    path.write_text("train: {num_workers: 0, epochs: 2, torch_threads: 3}\n")
     cfg = load_config(path)
-    assert (cfg.train.producers, cfg.train.epochs) == (0, 2)
-    assert "'num_workers' is now 'producers'" in caplog.text
-    path.write_text("train: {num_workers: 0, producers: 1}\n")
-    with pytest.raises(ConfigError, match="both 'num_workers' and 'producers'"):
+    assert (cfg.execution.producers, cfg.execution.torch_threads) == (0, 3)
+    assert cfg.train.epochs == 2
+    assert "'train.num_workers' is now 'execution.producers'" in caplog.text
+    path.write_text("train: {producers: 0}\nexecution: {producers: 1}\n")
+    with pytest.raises(
+        ConfigError, match="both 'train.producers' and 'execution.producers'"
+    ):
         load_config(path)
+
+
+def test_the_execution_section_rejects_what_cannot_run(tmp_path):
+    path = tmp_path / "bad.yaml"
+    for bad, key in [
+        ("{device: gpu}", "execution.device"),
+        ("{workers: 0}", "execution.workers"),
+        ("{producer: fork}", "execution.producer"),
+    ]:
+        path.write_text(f"execution: {bad}\n")
+        with pytest.raises(ConfigError, match=key):
+            load_config(path)

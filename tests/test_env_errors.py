@@ -35,7 +35,7 @@ def trained(tmp_path_factory):
         data / "interactions.parquet", root / "graph", items=data / "items.parquet"
     )
     cfg = tiny_config(epochs=1, steps_per_epoch=2, num_random_negatives=20)
-    train(cfg, root / "graph", root / "run", device="cpu")
+    train(cfg, root / "graph", root / "run")
     return data, root / "graph", root / "run"
 
 

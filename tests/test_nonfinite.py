@@ -124,7 +124,7 @@ def trained(data_dir, tmp_path_factory):
         data_dir / "interactions.parquet", graph, items=data_dir / "items.parquet"
     )
     cfg = tiny_config(epochs=1, steps_per_epoch=2, num_random_negatives=20)
-    train(cfg, graph, root / "run", device="cpu")
+    train(cfg, graph, root / "run")
     return graph, root / "run"
 
 

@@ -71,12 +71,26 @@ def test_another_config_on_the_same_root_is_refused(
     assert code == 2 and "holds a run of another config" in err
 
 
+def test_where_it_runs_is_not_what_it_computes(config, reference, monkeypatch, capsys):
+    # Another device or producer count (CLI overrides of `execution`): the same run,
+    # so every stage is complete.
+    args = ["pipeline", "--config", str(config), "--root", str(reference)]
+    code, out, _ = run_cli(
+        [*args, "--device", "cpu", "--producers", "0", "--producer", "process"],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 0 and out.count("skipped (complete)") == len(STAGES)
+    code, _, err = run_cli([*args, "--device", "tpu"], monkeypatch, capsys)
+    assert code == 2 and "execution.device must be auto, cpu, cuda or cuda:N" in err
+
+
 def test_only_runs_the_named_stages_and_overwrite_redoes_them(config, reference):
     before = (reference / "index/manifest.json").stat().st_mtime_ns
     manifest = run_pipeline(
         load_config(config), reference, stages=["index"], overwrite=True
     )
-    assert not manifest["stages"]["index"]["skipped"]
+    assert not manifest.stages["index"].skipped
     assert (reference / "index/manifest.json").stat().st_mtime_ns != before
 
 
@@ -88,7 +102,7 @@ def test_a_second_pipeline_on_a_root_in_use_is_refused(config, reference):
         held.flush()
         with pytest.raises(ConfigError, match=r"another pipeline \(pid 4242\)"):
             run_pipeline(load_config(config), reference)
-    assert run_pipeline(load_config(config), reference)["stages"]  # released: runs
+    assert run_pipeline(load_config(config), reference).stages  # released: runs
 
 
 # Runs `pinsage pipeline` with one function wrapped: after it returns, the wrapper

@@ -27,7 +27,8 @@ __all__ = ["embed_cmd"]
 @click.option(
     "--ray-address",
     default=None,
-    help="Run on this Ray cluster (default: a local Ray started in-process).",
+    help="Run on this Ray cluster (default: $RAY_ADDRESS when set, else a local Ray "
+    "started in-process).",
 )
 @click.option(
     "--users",
@@ -85,7 +86,7 @@ def embed_cmd(
         contexts=contexts,
         overwrite=overwrite,
     )
-    click.echo(f"{manifest['count']} item embeddings (dim {manifest['dim']}) in {out}")
+    click.echo(f"{manifest.count} item embeddings (dim {manifest.dim}) in {out}")
 
 
 def _embed_new(
@@ -105,6 +106,6 @@ def _embed_new(
         run_dir, graph_dir, items, out, interactions=interactions, overwrite=overwrite
     )
     click.echo(
-        f"{manifest['count']} new item embeddings (dim {manifest['dim']}, "
-        f"{manifest['with_interactions']} interactions) in {out}"
+        f"{manifest.count} new item embeddings (dim {manifest.dim}, "
+        f"{manifest.with_interactions} interactions) in {out}"
     )

@@ -61,11 +61,10 @@ def build_cmd(
     m = build_index(
         embeddings, out, kind=kind, gpu=gpu, graph=graph, overwrite=overwrite
     )
-    contexts = f" and {m['contexts']} users" if m.get("contexts") else ""
+    contexts = f" and {m.contexts} users" if m.contexts else ""
     click.echo(
-        f"{m['kind']} index ({m['factory']}, {m.get('device', 'cpu')}) of "
-        f"{m['count']} items{contexts} in {out}: recall@10 {m['recall@10']:.4f} "
-        "against exact search"
+        f"{m.kind} index ({m.factory}, {m.device}) of {m.count} items{contexts} in "
+        f"{out}: recall@10 {m.recall_at_10:.4f} against exact search"
     )
 
 
@@ -88,9 +87,7 @@ def add_cmd(index_dir: Path, embeddings: Path, out: Path | None) -> None:
     from pinsage.index.add import add_to_index
 
     m = add_to_index(index_dir, embeddings, out=out)
-    click.echo(
-        f"added {m['added'][-1]['count']} items: {m['count']} in {out or index_dir}"
-    )
+    click.echo(f"added {m.added[-1]['count']} items: {m.count} in {out or index_dir}")
 
 
 @click.command("query")

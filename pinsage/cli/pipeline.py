@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from pinsage.cli.execution import execution_options, with_execution
 from pinsage.pipeline import STAGES
 
 __all__ = ["demo_cmd", "pipeline_cmd"]
@@ -27,33 +28,26 @@ __all__ = ["demo_cmd", "pipeline_cmd"]
     help="Run just these stages (repeatable; default: all, in order).",
 )
 @click.option("--overwrite", is_flag=True, help="Redo the stages even when complete.")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Data-parallel training workers (DDP under Ray Train when > 1).",
-)
+@execution_options
 def pipeline_cmd(
     config_path: Path,
     root: Path,
     stages: tuple[str, ...],
     overwrite: bool,
-    workers: int,
+    **execution: str | int | None,
 ) -> None:
     """Run data, graph, train, eval, embed and index in order; skip complete ones."""
     from pinsage.config import load_config
     from pinsage.pipeline import run_pipeline
 
     manifest = run_pipeline(
-        load_config(config_path),
+        with_execution(load_config(config_path), execution),
         root,
         stages=stages or STAGES,
         overwrite=overwrite,
-        workers=workers,
     )
-    for name, stage in manifest["stages"].items():
-        state = "skipped (complete)" if stage["skipped"] else f"{stage['seconds']}s"
+    for name, stage in manifest.stages.items():
+        state = "skipped (complete)" if stage.skipped else f"{stage.seconds}s"
         click.echo(f"{name:>6}: {state}")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from pinsage.cli.execution import execution_options, with_execution
 from pinsage.config import BASELINES, load_config
 
 __all__ = ["eval_cmd", "train_cmd"]
@@ -29,28 +30,7 @@ __all__ = ["eval_cmd", "train_cmd"]
     help="Validation interactions (held out of the graph's training data, never the "
     "test file) to evaluate at each epoch's end.",
 )
-@click.option(
-    "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
-)
-@click.option(
-    "--producer",
-    type=click.Choice(["process", "thread"]),
-    default="thread",
-    show_default=True,
-    help="Kind of batch producers (threads measured faster on 2 cores).",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1),
-    default=1,
-    show_default=True,
-    help="Data-parallel workers: N > 1 trains under Ray Train (DDP); 1 needs no Ray.",
-)
-@click.option(
-    "--ray-address",
-    default=None,
-    help="With --workers N: train on this Ray cluster (default: a local Ray).",
-)
+@execution_options
 @click.option(
     "--until-step",
     type=click.IntRange(1),
@@ -63,11 +43,8 @@ def train_cmd(
     out: Path,
     resume: bool,
     validation_file: Path | None,
-    device: str,
-    producer: str,
-    workers: int,
-    ray_address: str | None,
     until_step: int | None,
+    **execution: str | int | None,
 ) -> None:
     """Train PinSage on a graph.
 
@@ -77,7 +54,7 @@ def train_cmd(
     """
     from pinsage.train import train
 
-    cfg = load_config(config_path)
+    cfg = with_execution(load_config(config_path), execution)
     evaluate = None
     if validation_file:
         from pinsage.eval.job import evaluator
@@ -89,12 +66,8 @@ def train_cmd(
         graph_dir,
         out,
         resume=resume,
-        device=device,
-        producer=producer,
         evaluate=evaluate,
         until_step=until_step,
-        workers=workers,
-        ray_address=ray_address,
     )
 
 

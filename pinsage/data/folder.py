@@ -12,9 +12,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import atomic_dir, complete_manifest, publish
+from pinsage.atomic import atomic_dir, publish
+from pinsage.manifests import DataManifest
 
-__all__ = ["ROW_GROUP_ROWS", "folder_params", "write_data_folder"]
+__all__ = ["ROW_GROUP_ROWS", "is_current", "write_data_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,9 @@ log = logging.getLogger(__name__)
 ROW_GROUP_ROWS = 1 << 20
 
 
-def folder_params(out: Path) -> dict | None:
-    """The parameters a complete data folder was written with, or None."""
-    manifest = complete_manifest(out)
-    return None if manifest is None else manifest.get("params")
+def is_current(out: Path, params: dict) -> bool:
+    """Whether ``out`` is a complete data folder written with ``params``."""
+    return DataManifest.read_current(out, {"params": params}) is not None
 
 
 def write_data_folder(
@@ -34,26 +34,26 @@ def write_data_folder(
     params: dict,
     *,
     overwrite: bool = True,
-) -> dict:
+) -> DataManifest:
     """Write ``tables`` as ``{name}.parquet`` plus a manifest, atomically.
 
     ``tables`` holds at least ``interactions`` and ``test`` (a validation split:
     ``fit`` and ``validation``); ``items`` when there are
     item features, and any extra table (e.g. planted ``item_clusters``).
     """
-    manifest = {
-        "params": params,
-        "tables": {
+    manifest = DataManifest(
+        params=params,
+        tables={
             name: {"rows": t.num_rows, "columns": t.column_names}
             for name, t in tables.items()
         },
-    }
+    )
     with atomic_dir(Path(out), overwrite=overwrite) as tmp:
         for name, table in tables.items():
             pq.write_table(
                 table, tmp / f"{name}.parquet", row_group_size=ROW_GROUP_ROWS
             )
-        publish(tmp, manifest)
+        publish(tmp, manifest.to_json())
     log.info(
         "wrote %s: %s",
         out,

@@ -27,7 +27,7 @@ from pinsage.data.contract import (
     iter_interactions,
     open_parquet,
 )
-from pinsage.data.folder import folder_params, write_data_folder
+from pinsage.data.folder import is_current, write_data_folder
 from pinsage.errors import DataError
 
 __all__ = ["held_out_rows", "split_table", "split_validation", "write_test_split"]
@@ -88,7 +88,7 @@ def split_validation(
         "share": share,
         "seed": seed,
     }
-    if folder_params(out) == params:
+    if is_current(out, params):
         log.info("validation split %s is up to date; nothing to do", out)
         return out
     table = open_parquet(interactions, "interactions").read()

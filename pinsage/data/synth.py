@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pinsage.config import SynthConfig
-from pinsage.data.folder import folder_params, write_data_folder
+from pinsage.data.folder import is_current, write_data_folder
 
 __all__ = ["SynthConfig", "synthesize", "synthesize_tables"]
 
@@ -270,8 +270,7 @@ def _user_table(cfg: SynthConfig, tastes: _Tastes, ids: pa.Array) -> pa.Table:
 def synthesize(cfg: SynthConfig, out: Path, *, overwrite: bool = False) -> Path:
     """Write a synthetic data folder to ``out`` (skipped if already complete)."""
     params = {"source": "synth", **asdict(cfg)}
-    existing = folder_params(out)
-    if existing == params and not overwrite:
+    if is_current(out, params) and not overwrite:
         log.info("%s already holds this synthetic data; nothing to do", out)
         return Path(out)
     t0 = time.perf_counter()

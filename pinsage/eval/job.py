@@ -166,7 +166,7 @@ def evaluate_run(
     graph = load_graph(graph_dir)
     run = load_run(run_dir, graph)
     cfg = run.config
-    fit_torch_threads(cfg.train.torch_threads)
+    fit_torch_threads(cfg.execution.torch_threads)
     metrics = evaluator(graph, test_file, cfg, ks)(run.model, run.store)
     metrics = {"step": run.step, **metrics}
     if baselines:

@@ -13,7 +13,7 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from pinsage.data.split import write_test_split
 from pinsage.errors import ConfigError, DataError
 from pinsage.graph.feature_columns import write_features
 from pinsage.graph.store import FORMAT_VERSION, CSRGraph, is_complete
+from pinsage.manifests import GraphManifest
 
 __all__ = ["build_graph", "csr_from_edges"]
 
@@ -269,7 +270,7 @@ def build_graph(
     seed: int = 0,
     overwrite: bool = False,
     batch_rows: int = BATCH_ROWS,
-) -> dict:
+) -> GraphManifest:
     """Build ``out/`` (see DESIGN.md "Files") and return its manifest.
 
     Streams ``batch_rows`` interactions at a time. ``test_fraction`` (with
@@ -281,17 +282,14 @@ def build_graph(
     options, unless ``overwrite``.
     """
     interactions, out = Path(interactions), Path(out)
-    sources = {"interactions": interactions} | ({"items": Path(items)} if items else {})
     t0 = time.perf_counter()
     # The schema checked (a bad file named) before hashing; a test split keeps it.
     kinds = interaction_id_kinds(interactions, columns)
-    checksums = {
-        k: {"path": str(p), "sha256": file_sha256(p)} for k, p in sources.items()
-    }
     options = {"columns": vars(columns), "feature_kinds": feature_kinds or {}}
     if test_fraction:
         options |= {"test_fraction": test_fraction, "seed": seed}
-    done = is_complete(out, checksums, options)
+    provenance = {"sources": _checksums(interactions, items), "options": options}
+    done = is_complete(out, **provenance)
     if done is not None and not overwrite:
         log.info("graph %s is up to date with its sources; nothing to do", out)
         return done
@@ -301,15 +299,31 @@ def build_graph(
             "embeddings and indexes built on it would no longer match it. Pass "
             "--overwrite to replace it, or choose another --out."
         )
-    build = _GraphBuild(
-        out,
-        items,
-        feature_kinds,
-        batch_rows,
-        {"sources": checksums, "options": options},
-    )
+    build = _GraphBuild(out, items, feature_kinds, batch_rows, provenance)
     if not test_fraction:
         return build.run(interactions, columns, kinds, t0)
+    return _build_with_test_split(
+        build, interactions, columns, kinds, t0, test_fraction, seed
+    )
+
+
+def _checksums(interactions: Path, items: Path | None) -> dict:
+    """Each input's path and sha256: what a graph is built from."""
+    sources = {"interactions": interactions} | ({"items": Path(items)} if items else {})
+    return {k: {"path": str(p), "sha256": file_sha256(p)} for k, p in sources.items()}
+
+
+def _build_with_test_split(
+    build: _GraphBuild,
+    interactions: Path,
+    columns: InteractionColumns,
+    kinds: tuple[str, str],
+    t0: float,
+    test_fraction: float,
+    seed: int,
+) -> GraphManifest:
+    """``build`` from ``interactions`` less a held-out test share (in the graph)."""
+    out = build.out
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.split-", dir=out.parent) as d:
         scratch = Path(d)
@@ -348,7 +362,7 @@ class _GraphBuild:
         t0: float,
         *,
         test_file: Path | None = None,
-    ) -> dict:
+    ) -> GraphManifest:
         """Read ``interactions`` (two streaming passes), then publish the graph.
 
         ``kinds`` are its (user, item) id kinds (`interaction_id_kinds`);
@@ -368,19 +382,20 @@ class _GraphBuild:
         sort_seconds = time.perf_counter() - t_sort
         merged_w = context_csr[2]
         _warn_if_untrainable(self.out, len(read.item_ids), context_csr[0])
-        summary = {
-            "format_version": FORMAT_VERSION,
-            "num_items": len(read.item_ids),
-            "num_contexts": len(user_ids),
-            "num_edges": len(merged_w),
-            "interactions_read": read.num_rows,
-            "duplicates_merged": kept - len(merged_w),
-            "dropped_unknown_items": read.num_rows - kept,
-            "isolated_items": int((np.diff(item_csr[0]) == 0).sum()),
-            "weighted": bool(not np.all(merged_w == 1.0)),
-            "id_types": {"item": item_kind, "context": user_kind},
-            "dtypes": {"indptr": "int64", "indices": "int32", "weights": "float32"},
-        }
+        summary = GraphManifest(
+            format_version=FORMAT_VERSION,
+            num_items=len(read.item_ids),
+            num_contexts=len(user_ids),
+            num_edges=len(merged_w),
+            interactions_read=read.num_rows,
+            duplicates_merged=kept - len(merged_w),
+            dropped_unknown_items=read.num_rows - kept,
+            isolated_items=int((np.diff(item_csr[0]) == 0).sum()),
+            weighted=bool(not np.all(merged_w == 1.0)),
+            id_types={"item": item_kind, "context": user_kind},
+            dtypes={"indptr": "int64", "indices": "int32", "weights": "float32"},
+            **self.provenance,
+        )
         with atomic_dir(self.out, overwrite=True) as tmp:
             _write_arrays(tmp, item_csr, context_csr, read.item_ids, user_ids)
             specs = []
@@ -390,13 +405,13 @@ class _GraphBuild:
                 )
             if test_file is not None:
                 shutil.copyfile(test_file, tmp / "test.parquet")
-            manifest = summary | {
-                "features": [spec.to_json() for spec in specs],
-                **self.provenance,
-                "build_seconds": round(time.perf_counter() - t0, 3),
-                "sort_seconds": round(sort_seconds, 3),
-            }
-            publish(tmp, manifest)
+            manifest = replace(
+                summary,
+                features=[spec.to_json() for spec in specs],
+                build_seconds=round(time.perf_counter() - t0, 3),
+                sort_seconds=round(sort_seconds, 3),
+            )
+            publish(tmp, manifest.to_json())
         _log_built(self.out, manifest)
         return manifest
 
@@ -452,17 +467,17 @@ class _Read:
     packed: _Packed
 
 
-def _log_built(out: Path, manifest: dict) -> None:
+def _log_built(out: Path, manifest: GraphManifest) -> None:
     test = " and the test split" if (out / "test.parquet").exists() else ""
     log.info(
         "built graph %s%s: %d items, %d contexts, %d edges (%d duplicates merged, %d "
         "dropped) in %.1fs",
         out,
         test,
-        manifest["num_items"],
-        manifest["num_contexts"],
-        manifest["num_edges"],
-        manifest["duplicates_merged"],
-        manifest["dropped_unknown_items"],
-        manifest["build_seconds"],
+        manifest.num_items,
+        manifest.num_contexts,
+        manifest.num_edges,
+        manifest.duplicates_merged,
+        manifest.dropped_unknown_items,
+        manifest.build_seconds,
     )

@@ -16,9 +16,10 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
-from pinsage.atomic import complete_manifest, read_json
+from pinsage.atomic import MANIFEST, read_json
 from pinsage.errors import DataError
 from pinsage.graph.feature_columns import FeatureSpec, load_feature
+from pinsage.manifests import GraphManifest
 
 __all__ = ["CSRGraph", "FORMAT_VERSION", "Graph", "is_complete", "load_graph"]
 
@@ -116,20 +117,13 @@ def _load_npy(path: Path, mmap: bool) -> Tensor:
     return torch.from_numpy(np.load(path, mmap_mode=mode, allow_pickle=False))
 
 
-def is_complete(out: Path, sources: dict, options: dict) -> dict | None:
+def is_complete(out: Path, sources: dict, options: dict) -> GraphManifest | None:
     """Return the manifest if ``out`` is a complete graph of these sources.
 
     Returns None when it is incomplete or was built from other sources or options.
     """
-    manifest = complete_manifest(out)
-    if manifest is None:
-        return None
-    same = (
-        manifest.get("format_version") == FORMAT_VERSION
-        and manifest.get("sources") == sources
-        and manifest.get("options") == options
-    )
-    return manifest if same else None
+    key = {"format_version": FORMAT_VERSION, "sources": sources, "options": options}
+    return GraphManifest.read_current(out, key)
 
 
 class Graph:
@@ -142,37 +136,38 @@ class Graph:
                 f"{self.path} is not a complete graph directory (no _SUCCESS); "
                 "build it with `pinsage graph build`."
             )
-        self.manifest = read_json(self.path / "manifest.json")
-        version = self.manifest.get("format_version")
+        raw = read_json(self.path / MANIFEST)
+        version = raw.get("format_version")
         if version != FORMAT_VERSION:
             raise DataError(
                 f"{self.path}: graph format version {version}, this pinsage reads "
                 f"{FORMAT_VERSION}; rebuild it with `pinsage graph build --overwrite`."
             )
+        self.manifest = GraphManifest.from_json(raw, self.path / MANIFEST)
         arrays = {
             f"{side}_{name}": _load_npy(self.path / f"{side}_{name}.npy", mmap)
             for side in ("item", "context")
             for name in _ARRAYS
         }
-        self.csr = CSRGraph.from_arrays(weighted=self.manifest["weighted"], **arrays)
+        self.csr = CSRGraph.from_arrays(weighted=self.manifest.weighted, **arrays)
         self.item_ids: pa.Array = _read_ids(self.path / "item_ids.parquet")
         self.context_ids: pa.Array = _read_ids(self.path / "context_ids.parquet")
-        self.features = [FeatureSpec(**f) for f in self.manifest.get("features", [])]
+        self.features = [FeatureSpec(**f) for f in self.manifest.features]
 
     @property
     def num_items(self) -> int:
         """Number of items, as recorded in the manifest."""
-        return self.manifest["num_items"]
+        return self.manifest.num_items
 
     @property
     def num_contexts(self) -> int:
         """Number of contexts (users), as recorded in the manifest."""
-        return self.manifest["num_contexts"]
+        return self.manifest.num_contexts
 
     def item_index(self, ids: list | pa.Array) -> np.ndarray:
         """External item ids -> int64 indices; `DataError` naming any unknown id."""
         return _lookup(
-            self.item_ids, ids, "item", self.manifest["id_types"]["item"], self.path
+            self.item_ids, ids, "item", self.manifest.id_types["item"], self.path
         )
 
     def context_index(self, ids: list | pa.Array) -> np.ndarray:
@@ -181,7 +176,7 @@ class Graph:
             self.context_ids,
             ids,
             "context",
-            self.manifest["id_types"]["context"],
+            self.manifest.id_types["context"],
             self.path,
         )
 

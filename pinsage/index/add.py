@@ -13,19 +13,21 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import atomic_dir, complete_manifest, publish
+from pinsage.atomic import atomic_dir, publish
 from pinsage.errors import DataError
 from pinsage.index.backend import faiss
 from pinsage.index.build import IDS_FILE, INDEX_FILE, VECTORS_FILE
 from pinsage.index.contexts import CONTEXT_FILES
 from pinsage.index.search import Index
 from pinsage.infer.output import read_embeddings
+from pinsage.manifests import EmbeddingsManifest, IndexManifest
 
 __all__ = ["add_to_index"]
 
@@ -60,7 +62,9 @@ def _new_rows(index: Index, embeddings: Path) -> tuple[np.ndarray, np.ndarray]:
     return ids, x
 
 
-def add_to_index(index_dir: Path, embeddings: Path, *, out: Path | None = None) -> dict:
+def add_to_index(
+    index_dir: Path, embeddings: Path, *, out: Path | None = None
+) -> IndexManifest:
     """Append ``embeddings`` (new items) to the index ``index_dir``; the new manifest.
 
     Writes to ``out`` (default: ``index_dir`` itself, replaced atomically).
@@ -76,24 +80,23 @@ def add_to_index(index_dir: Path, embeddings: Path, *, out: Path | None = None) 
     ids, x = _new_rows(index, Path(embeddings))
     index.index.add(x)
     all_ids = np.concatenate([index.ids, ids])
-    source = complete_manifest(Path(embeddings)) or {}
+    source = EmbeddingsManifest.read(Path(embeddings))
     added = {
         "embeddings": str(Path(embeddings).resolve()),
-        "embeddings_checksum": source.get("checkpoint_sha256"),
+        "checkpoint_sha256": source.checkpoint_sha256 if source else None,
         "count": len(ids),
     }
-    manifest = dict(index.manifest) | {
-        "count": len(all_ids),
-        "added": [*index.manifest.get("added", []), added],
-    }
+    manifest = replace(
+        index.manifest, count=len(all_ids), added=[*index.manifest.added, added]
+    )
     with atomic_dir(out, overwrite=True) as tmp:
         faiss.write_index(index.index, str(tmp / INDEX_FILE))
         pq.write_table(pa.table({"item": all_ids}), tmp / IDS_FILE)
         np.save(tmp / VECTORS_FILE, np.concatenate([index.vectors, x]))
-        if manifest.get("contexts"):
+        if manifest.contexts:
             for name in CONTEXT_FILES:
                 shutil.copy2(index_dir / name, tmp / name)
-        publish(tmp, manifest)
+        publish(tmp, manifest.to_json())
     log.info(
         "added %d items to the index %s (%d in all) in %.1fs",
         len(ids),

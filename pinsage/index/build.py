@@ -25,19 +25,20 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import atomic_dir, complete_manifest, publish
+from pinsage.atomic import atomic_dir, publish
 from pinsage.config import INDEX_KINDS
 from pinsage.errors import ConfigError, IndexBuildError
 from pinsage.index.backend import exact_index, faiss, gpu_training, use_gpu
 from pinsage.index.contexts import context_graph, exclude_rows, write_contexts
 from pinsage.infer.output import read_embeddings
+from pinsage.manifests import EmbeddingsManifest, IndexManifest
 
 __all__ = [
     "FLAT_MAX",
@@ -58,7 +59,7 @@ FLAT_MAX = 50_000  # a scan of 50k x 128 floats is about a millisecond a query
 HNSW_MAX = 2_000_000  # HNSW32 at d = 128: ~770 bytes a vector, 1.5 GB at 2M
 HNSW_M = 32
 RECALL_TARGET = 0.95
-RECALL_K = 10
+RECALL_K = 10  # IndexManifest.recall_at_10
 RECALL_QUERIES = 1000
 TRAIN_PER_LIST = 256  # training sample per list (FAISS suggests 30 to 256)
 TRAIN_MAX = 300_000  # k-means cost grows with sample x lists; 75 a list at 1M is plenty
@@ -151,20 +152,22 @@ def _tune(
     return setting, recall
 
 
-def _up_to_date(source: dict | None, previous: dict | None, kind: str) -> bool:
-    """Whether the index ``previous`` describes was built from these embeddings.
+def _current(
+    out: Path, source: EmbeddingsManifest | None, kind: str
+) -> IndexManifest | None:
+    """The manifest of ``out`` when it is an index of these embeddings, this kind.
 
     Decided from the two manifests, before the vectors are read: a re-run on a
     complete index costs no pass over the embeddings.
     """
-    if source is None or previous is None:
-        return False
+    if source is None:
+        return None
     key = {
-        "embeddings_checksum": source.get("checkpoint_sha256"),
-        "contexts": source.get("contexts"),
+        "checkpoint_sha256": source.checkpoint_sha256,
+        "contexts": source.contexts,
         "requested": kind,
     }
-    return all(previous.get(k) == v for k, v in key.items())
+    return IndexManifest.read_current(out, key)
 
 
 def _filled_index(
@@ -211,16 +214,16 @@ def _check_target(embeddings: Path, out: Path, n: int, overwrite: bool) -> None:
         )
 
 
-def _log_built(manifest: dict) -> None:
+def _log_built(manifest: IndexManifest) -> None:
     log.info(
         "index %s (%s) of %d vectors built in %.1fs; recall@%d %.4f with %s",
-        manifest["kind"],
-        manifest["factory"],
-        manifest["count"],
-        manifest["build_seconds"],
+        manifest.kind,
+        manifest.factory,
+        manifest.count,
+        manifest.build_seconds,
         RECALL_K,
-        manifest[f"recall@{RECALL_K}"],
-        manifest["search_params"] or "exact search",
+        manifest.recall_at_10,
+        manifest.search_params or "exact search",
     )
 
 
@@ -233,7 +236,7 @@ def build_index(
     graph: Path | None = None,
     overwrite: bool = False,
     seed: int = 0,
-) -> dict:
+) -> IndexManifest:
     """Index the vectors of a complete embeddings folder into ``out``; its manifest.
 
     ``out`` holds `INDEX_FILE`, `IDS_FILE` (row -> item id), `VECTORS_FILE` (the
@@ -246,8 +249,8 @@ def build_index(
     embeddings with the same kind is left alone unless ``overwrite``.
     """
     embeddings, out = Path(embeddings), Path(out)
-    source, previous = complete_manifest(embeddings), complete_manifest(out)
-    if not overwrite and _up_to_date(source, previous, kind):
+    source = EmbeddingsManifest.read(embeddings)
+    if not overwrite and (previous := _current(out, source, kind)) is not None:
         log.info("index %s is complete for these embeddings; nothing to do", out)
         return previous
     ids, vectors = read_embeddings(embeddings)  # DataError when incomplete
@@ -264,32 +267,29 @@ def build_index(
     index = _filled_index(x, plan, on_gpu, rng)
     build_seconds = time.perf_counter() - t0
     search_params, recall, num_queries = _measured(index, plan, x, on_gpu, rng)
-    manifest = {
-        "kind": plan.kind,
-        "requested": kind,
-        "factory": plan.factory,
-        "metric": "inner_product",
-        "normalized": True,
-        "dim": d,
-        "count": n,
-        "build_params": plan.params,
-        "search_params": search_params,
-        f"recall@{RECALL_K}": round(recall, 4),
-        "recall_queries": num_queries,
-        "build_seconds": round(build_seconds, 2),
-        "device": "gpu" if on_gpu else "cpu",
-        "embeddings": str(embeddings.resolve()),
-        "embeddings_checksum": source.get("checkpoint_sha256"),
-        "seed": seed,
-        "contexts": None,
-    }
+    manifest = IndexManifest(
+        kind=plan.kind,
+        requested=kind,
+        factory=plan.factory,
+        dim=d,
+        count=n,
+        build_params=plan.params,
+        search_params=search_params,
+        recall_at_10=round(recall, 4),
+        recall_queries=num_queries,
+        build_seconds=round(build_seconds, 2),
+        device="gpu" if on_gpu else "cpu",
+        embeddings=str(embeddings.resolve()),
+        checkpoint_sha256=source.checkpoint_sha256 if source else None,
+        seed=seed,
+    )
     _log_built(manifest)
     with atomic_dir(out, overwrite=True) as tmp:
         faiss.write_index(index, str(tmp / INDEX_FILE))
         pq.write_table(pa.table({"item": ids}), tmp / IDS_FILE)
         np.save(tmp / VECTORS_FILE, x)
         if graph is not None:
-            manifest["contexts"] = write_contexts(tmp, embeddings, graph, ids)
-            manifest["graph"] = str(graph.resolve())
-        publish(tmp, manifest)
+            contexts = write_contexts(tmp, embeddings, graph, ids)
+            manifest = replace(manifest, contexts=contexts, graph=str(graph.resolve()))
+        publish(tmp, manifest.to_json())
     return manifest

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from pinsage.errors import DataError
 from pinsage.index.backend import faiss
 from pinsage.infer.output import read_embeddings
+from pinsage.manifests import EmbeddingsManifest
 
 __all__ = [
     "CONTEXT_FILES",
@@ -78,15 +79,17 @@ def seen_rows(
     return indptr, row_of_item[items]
 
 
-def context_graph(embeddings: Path, source: dict, graph: Path | None) -> Path | None:
+def context_graph(
+    embeddings: Path, source: EmbeddingsManifest | None, graph: Path | None
+) -> Path | None:
     """The graph whose training items recommendations leave out; None: no contexts.
 
     ``source`` is the embeddings manifest; ``graph`` overrides the graph it names.
     Raises `DataError` when the embeddings hold contexts and the graph is missing.
     """
-    if not source.get("contexts"):
+    if source is None or not source.contexts:
         return None
-    graph = Path(graph or source.get("graph", ""))
+    graph = Path(graph or source.graph)
     if not (graph / "_SUCCESS").exists():
         raise DataError(
             f"{embeddings} holds context vectors, but the graph '{graph}' they were "

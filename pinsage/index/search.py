@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pinsage.atomic import complete_manifest
+from pinsage.atomic import MANIFEST, complete_manifest
 from pinsage.config import MAX_K
 from pinsage.errors import ConfigError, DataError
 from pinsage.index.backend import faiss
@@ -36,6 +36,7 @@ from pinsage.index.contexts import (
     exclude_rows,
     ragged_gather,
 )
+from pinsage.manifests import IndexManifest
 
 __all__ = ["MAX_K", "Contexts", "Index", "NoContextsError", "UnknownIdError"]
 
@@ -145,20 +146,23 @@ def _load_ids(file: Path, column: str, name: str) -> np.ndarray:
     return table[column].to_numpy(zero_copy_only=False)
 
 
-def _load_manifest(path: Path, name: str) -> dict:
-    """The folder's manifest: a JSON object, present only once the folder is done."""
+def _load_manifest(path: Path, name: str) -> IndexManifest:
+    """The folder's manifest: present only once the folder is done."""
     try:
-        manifest = complete_manifest(path)
+        raw = complete_manifest(path)
     except (OSError, DataError) as exc:  # named by ``name``, not by its full path
         raise _folder_error(name, "manifest.json is not a JSON object") from exc
-    if manifest is None:
+    if raw is None:
         raise _folder_error(
             name, "not a complete index folder (no _SUCCESS or manifest.json)"
         )
-    return manifest
+    try:
+        return IndexManifest.from_json(raw, MANIFEST)
+    except DataError as exc:
+        raise _folder_error(name, str(exc)) from exc
 
 
-def _load_faiss(path: Path, name: str, manifest: dict) -> faiss.Index:
+def _load_faiss(path: Path, name: str, manifest: IndexManifest) -> faiss.Index:
     """The FAISS index, read whole, with the manifest's tuned search parameters."""
     file = path / INDEX_FILE
     if not file.is_file():
@@ -168,7 +172,7 @@ def _load_faiss(path: Path, name: str, manifest: dict) -> faiss.Index:
     except (RuntimeError, MemoryError) as exc:  # not its message: it holds the path
         what = f"{INDEX_FILE} does not read as a FAISS index"
         raise _folder_error(name, what) from exc
-    params = manifest.get("search_params") or {}
+    params = manifest.search_params or {}
     try:
         space = faiss.ParameterSpace()
         for key, value in dict(params).items():
@@ -239,7 +243,7 @@ class Index:
         index: faiss.Index,
         ids: np.ndarray,
         vectors: np.ndarray,
-        manifest: dict,
+        manifest: IndexManifest,
         *,
         contexts: Contexts | None = None,
         name: str | None = None,
@@ -273,7 +277,7 @@ class Index:
         if not len(ids):
             raise _folder_error(name, "the index holds no items")
         contexts = None
-        if manifest.get("contexts"):
+        if manifest.contexts:
             contexts = Contexts.load(path, name, dim=index.d, items=len(ids))
         loaded = cls(path, index, ids, vectors, manifest, contexts=contexts, name=name)
         if len(loaded._row) != len(ids):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pinsage.atomic import atomic_dir, complete_manifest, file_sha256, publish
+from pinsage.atomic import atomic_dir, file_sha256, publish
 from pinsage.config import EMBED_ENGINES, PipelineConfig
 from pinsage.errors import CheckpointError, ConfigError
 from pinsage.features import FeatureStore
@@ -33,8 +33,9 @@ from pinsage.infer.output import (
     write_parts,
 )
 from pinsage.infer.ray_engine import RayOptions, check_supported, embed_ray
+from pinsage.manifests import EmbeddingsManifest
 from pinsage.nn.model import PinSageModel
-from pinsage.ray_session import ray_session
+from pinsage.ray_session import cluster_address, ray_session
 from pinsage.run import latest_checkpoint, load_run
 from pinsage.sampler.table import neighborhood_table
 from pinsage.threads import fit_torch_threads
@@ -48,7 +49,6 @@ ENGINES = EMBED_ENGINES
 # memory available: Ray's fixed cost (~15 s a job, 21 s to start) dominates small
 # graphs, and the local engine is faster on one machine (docs/inference.md).
 LOCAL_MEMORY_SHARE = 0.25
-OUTPUT_VERSION = 1  # of the embeddings folder layout (see `pinsage.infer.output`)
 
 _Batches = Iterable[
     tuple[np.ndarray, np.ndarray]
@@ -211,7 +211,7 @@ def choose_engine(
 
 def reusable_manifest(
     out: Path, key: dict, contexts: bool, overwrite: bool
-) -> dict | None:
+) -> EmbeddingsManifest | None:
     """The manifest of ``out`` if it is complete for ``key``: nothing to do.
 
     None means: compute (``out`` is absent, or ``overwrite``). Raises `ConfigError`
@@ -219,10 +219,9 @@ def reusable_manifest(
     """
     if overwrite:
         return None
-    manifest = complete_manifest(out)
-    if manifest is not None and all(manifest.get(k) == v for k, v in key.items()):
-        if manifest.get("contexts") is not None or not contexts:
-            return manifest
+    manifest = EmbeddingsManifest.read_current(out, key)
+    if manifest is not None and (manifest.contexts is not None or not contexts):
+        return manifest
     if out.exists():
         raise ConfigError(
             f"{out} exists but does not hold complete embeddings of this checkpoint "
@@ -242,13 +241,13 @@ def embed(
     contexts: bool = False,
     overwrite: bool = False,
     options: RayOptions | None = None,
-) -> dict:
+) -> EmbeddingsManifest:
     """Embed every item (and context) of ``graph_dir`` with the run's latest checkpoint.
 
     ``engine`` is ``ray`` (map / join / reduce on Ray Data; ``ray_address`` or
-    ``options.address`` picks a cluster, default a local Ray), ``local`` (the same
-    layers in torch, in process) or ``auto`` (`choose_engine`). Returns the
-    manifest of ``out``.
+    ``options.address`` picks a cluster, else $RAY_ADDRESS, else a local Ray),
+    ``local`` (the same layers in torch, in process) or ``auto``
+    (`choose_engine`). Returns the manifest of ``out``.
 
     Raises:
         CheckpointError: no checkpoint in ``run_dir``, or it does not fit the graph.
@@ -261,14 +260,14 @@ def embed(
     checkpoint_path = latest_checkpoint_path(run_dir)
     graph = load_graph(graph_dir)
     key = {"checkpoint_sha256": file_sha256(checkpoint_path)}
-    key["graph_sources"] = graph.manifest.get("sources")
+    key["graph_sources"] = graph.manifest.sources
     if (existing := reusable_manifest(out, key, contexts, overwrite)) is not None:
         log.info("%s already holds these embeddings; nothing to do", out)
         return existing
     run = load_run(run_dir, graph, where=checkpoint_path)
     model, store, cfg = run.model, run.store, run.config
-    fit_torch_threads(cfg.train.torch_threads)
-    engine, why = choose_engine(engine, graph, cfg, options.address)
+    fit_torch_threads(cfg.execution.torch_threads)
+    engine, why = choose_engine(engine, graph, cfg, cluster_address(options.address))
     log.info("embed: the %s engine (%s)", engine, why)
     if engine == "ray":
         check_supported(model)  # before starting Ray
@@ -279,22 +278,21 @@ def embed(
         else:
             counts = _run_local(model, store, graph, cfg, tmp, contexts, phases)
         num_items, dim, num_contexts = counts
-        manifest = {
-            "format_version": OUTPUT_VERSION,
-            "count": num_items,
-            "dim": dim,
-            "contexts": num_contexts,
+        manifest = EmbeddingsManifest(
+            count=num_items,
+            dim=dim,
+            contexts=num_contexts,
             **key,
-            "checkpoint": str(checkpoint_path),
-            "step": run.step,
-            "graph": str(graph.path),
-            "engine": engine,
-            "engine_reason": why,
-            "seed": cfg.sampler.seed,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "seconds": phases.seconds,
-        }
-        publish(tmp, manifest)
+            checkpoint=str(checkpoint_path),
+            step=run.step,
+            graph=str(graph.path),
+            engine=engine,
+            engine_reason=why,
+            seed=cfg.sampler.seed,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            seconds=phases.seconds,
+        )
+        publish(tmp, manifest.to_json())
     log.info(
         "embedded %d items%s (dim %d) with the %s engine into %s",
         num_items,

@@ -33,13 +33,9 @@ from pinsage.features import FeatureStore
 from pinsage.graph.build import csr_from_edges
 from pinsage.graph.feature_columns import load_feature, write_features
 from pinsage.graph.store import CSRGraph, Graph, load_graph
-from pinsage.infer.job import (
-    OUTPUT_VERSION,
-    Phases,
-    latest_checkpoint_path,
-    reusable_manifest,
-)
+from pinsage.infer.job import Phases, latest_checkpoint_path, reusable_manifest
 from pinsage.infer.output import matrix_batches, write_parts
+from pinsage.manifests import EmbeddingsManifest
 from pinsage.nn.model import PinSageModel
 from pinsage.run import load_run
 from pinsage.sampler.blocks import build_blocks
@@ -56,7 +52,7 @@ BATCH = 1024  # new items embedded per forward pass
 
 def _catalogue(graph: Graph, items: Path, item_column: str) -> pa.Table:
     """The new items' table, checked against the graph: new ids, its feature columns."""
-    table = read_items(items, item_column, graph.manifest["id_types"]["item"])
+    table = read_items(items, item_column, graph.manifest.id_types["item"])
     known = pc.is_valid(pc.index_in(table.column("item"), value_set=graph.item_ids))
     if pc.any(known).as_py():
         shown = table.column("item").filter(known)[:5].to_pylist()
@@ -263,7 +259,7 @@ def _inputs_key(checkpoint: Path, graph: Graph, sources: dict[str, Path]) -> dic
     """What an embeddings folder of new items was made from (its manifest's key)."""
     return {
         "checkpoint_sha256": file_sha256(checkpoint),
-        "graph_sources": graph.manifest.get("sources"),
+        "graph_sources": graph.manifest.sources,
         "new_items": {
             k: {"path": str(p), "sha256": file_sha256(p)} for k, p in sources.items()
         },
@@ -280,7 +276,7 @@ def _extended(
     in place.
     """
     items = sources["items"]
-    columns = InteractionColumns(**graph.manifest["options"]["columns"])
+    columns = InteractionColumns(**(graph.manifest.options or {}).get("columns", {}))
     catalogue = _catalogue(graph, items, columns.catalogue_id)
     new_ids = catalogue.column("item").combine_chunks()
     store = _appended(store, _encoded(graph, catalogue, items, store.text_buckets))
@@ -298,7 +294,7 @@ def embed_new_items(
     *,
     interactions: Path | None = None,
     overwrite: bool = False,
-) -> dict:
+) -> EmbeddingsManifest:
     """Embed the items of ``items`` (not in the graph) with the run's latest checkpoint.
 
     ``items`` is an items file with the graph's feature columns; ``interactions``
@@ -325,7 +321,7 @@ def embed_new_items(
         return existing
     run = load_run(run_dir, graph, where=path)
     model, store, cfg = run.model, run.store, run.config
-    fit_torch_threads(cfg.train.torch_threads)  # as `embed` does
+    fit_torch_threads(cfg.execution.torch_threads)  # as `embed` does
     new_ids, store, csr, pairs = _extended(graph, model, store, sources)
     num_new = len(new_ids)
     phases.done("load")
@@ -335,26 +331,24 @@ def embed_new_items(
     phases.done("neighbourhoods and layers")
     with atomic_dir(out, overwrite=True) as tmp:
         count, dim = write_parts(tmp, "item", new_ids, matrix_batches(z.numpy()))
-        manifest = {
-            "format_version": OUTPUT_VERSION,
-            "count": count,
-            "dim": dim,
-            "contexts": None,
+        manifest = EmbeddingsManifest(
+            count=count,
+            dim=dim,
             **key,
-            "with_interactions": int(len(pairs[0])),
-            "checkpoint": str(path),
-            "step": run.step,
-            "graph": str(graph.path),
-            "engine": "local",
-            "seed": cfg.sampler.seed,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "seconds": phases.seconds,
-        }
-        publish(tmp, manifest)
+            with_interactions=int(len(pairs[0])),
+            checkpoint=str(path),
+            step=run.step,
+            graph=str(graph.path),
+            engine="local",
+            seed=cfg.sampler.seed,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            seconds=phases.seconds,
+        )
+        publish(tmp, manifest.to_json())
     log.info(
         "embedded %d new items (%d interactions with known users) into %s",
         count,
-        manifest["with_interactions"],
+        manifest.with_interactions,
         out,
     )
     return manifest

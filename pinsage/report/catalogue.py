@@ -30,7 +30,7 @@ def catalogue_path(root: Path, graph: Graph | None) -> Path | None:
     """The items.parquet of the run root, else the graph's recorded one, if present."""
     candidates = [Path(root) / "data" / "items.parquet"]
     if graph is not None:
-        source = graph.manifest.get("sources", {}).get("items", {}).get("path")
+        source = (graph.manifest.sources or {}).get("items", {}).get("path")
         if source:
             candidates.append(Path(source))
     return next((p for p in candidates if p.is_file()), None)

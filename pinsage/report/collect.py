@@ -29,6 +29,7 @@ from pinsage.config import PipelineConfig, load_section
 from pinsage.errors import DataError, PinsageError
 from pinsage.graph.store import Graph, load_graph
 from pinsage.index.search import Index
+from pinsage.manifests import EmbeddingsManifest, GraphManifest, IndexManifest
 from pinsage.pipeline import STAGES, config_sha256
 from pinsage.report.neighbors import SampleLookup, sample_lookups
 
@@ -69,9 +70,9 @@ class RunData:
     final_source: str | None = None  # where final_metrics came from
     # Training-free baselines ranked on the same graph and test file (eval.json).
     baselines: dict = field(default_factory=dict)
-    graph: dict | None = None  # graph/manifest.json
-    embeddings: dict | None = None  # embeddings/manifest.json
-    index: dict | None = None  # index/manifest.json
+    graph: GraphManifest | None = None  # graph/manifest.json
+    embeddings: EmbeddingsManifest | None = None  # embeddings/manifest.json
+    index: IndexManifest | None = None  # index/manifest.json
     samples: list[SampleLookup] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
@@ -210,7 +211,10 @@ def _open_graph(data: RunData) -> Graph | None:
 
 
 def _read_lookups(data: RunData, graph: Graph | None) -> None:
-    data.embeddings = complete_manifest(data.root / "embeddings")
+    try:
+        data.embeddings = EmbeddingsManifest.read(data.root / "embeddings")
+    except DataError as exc:
+        data.missing.append(f"embeddings/: not readable ({exc})")
     if data.embeddings is None:
         data.missing.append("embeddings/: absent or incomplete")
     folder = data.root / "index"

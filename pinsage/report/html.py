@@ -246,27 +246,30 @@ def _artifacts(data: RunData) -> str:
     parts = []
     if data.graph is not None:
         g = data.graph
-        features = ", ".join(f["name"] for f in g.get("features", [])) or "none"
+        features = ", ".join(f["name"] for f in g.features) or "none"
         parts.append(
             "<div><h3>Graph</h3>"
             + _key_values(
                 [
-                    ("items", g.get("num_items")),
-                    ("users (contexts)", g.get("num_contexts")),
-                    ("edges", g.get("num_edges")),
+                    ("items", g.num_items),
+                    ("users (contexts)", g.num_contexts),
+                    ("edges", g.num_edges),
                     ("item features", features),
                 ]
             )
             + "</div>"
         )
     if data.embeddings is not None:
-        keys = ("count", "dim", "engine", "created")
-        pairs = [(k, data.embeddings[k]) for k in keys if k in data.embeddings]
+        e = data.embeddings
+        pairs = [("count", e.count), ("dim", e.dim), ("engine", e.engine)]
+        pairs.append(("created", e.created))
         parts.append(f"<div><h3>Embeddings</h3>{_key_values(pairs)}</div>")
     if data.index is not None:
-        keys = ("kind", "factory", "count", "dim", "recall@10", "build_seconds")
-        pairs = [(k, data.index.get(k)) for k in keys]
-        search = data.index.get("search_params") or "exact search"
+        i = data.index
+        pairs = [("kind", i.kind), ("factory", i.factory), ("count", i.count)]
+        pairs += [("dim", i.dim), ("recall@10", i.recall_at_10)]
+        pairs.append(("build_seconds", i.build_seconds))
+        search = i.search_params or "exact search"
         pairs.append(("search parameters", search))
         parts.append(f"<div><h3>Index</h3>{_key_values(pairs)}</div>")
     if not parts:

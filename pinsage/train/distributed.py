@@ -1,4 +1,4 @@
-"""Data-parallel training under Ray Train: ``pinsage train --workers N``.
+"""Data-parallel training under Ray Train: ``execution.workers`` (``--workers N``) > 1.
 
 Ray Train's `TorchTrainer` starts N worker processes and a ``torch.distributed``
 group among them (gloo on CPU, NCCL on GPU); each runs the single-process loop
@@ -28,7 +28,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from pinsage.config import PipelineConfig
 from pinsage.errors import ConfigError, PinsageError
 from pinsage.graph.store import load_graph
-from pinsage.ray_session import ray_session
+from pinsage.ray_session import cluster_address, ray_session
 from pinsage.threads import usable_cpus
 from pinsage.train.ddp import DDPReplica
 from pinsage.train.loop import fit, resolve_device, resume_checkpoint
@@ -52,7 +52,6 @@ def _worker(config: dict) -> None:
         config["out"],
         resume=config["resume"],
         device=device,
-        producer=config["producer"],
         evaluate=config["evaluate"] if rank == 0 else None,
         until_step=config["until_step"],
         replica=replica,
@@ -85,63 +84,55 @@ def train_distributed(
     graph_dir: Path,
     out: Path,
     *,
-    workers: int,
     resume: bool = False,
-    device: str = "auto",
-    producer: str = "thread",
     evaluate=None,
     until_step: int | None = None,
-    ray_address: str | None = None,
-    torch_threads: int | None = None,
     verify_every: int = 0,
 ) -> dict:
-    """Train like `pinsage.train.train`, data-parallel over ``workers`` processes.
+    """Train like `pinsage.train.train`, data-parallel over ``execution.workers``.
 
-    Runs on the Ray at ``ray_address``, on the Ray this process already runs, or on
-    a local Ray started here with ``workers`` CPUs and no dashboard (shut down at the
-    end). ``device``: ``auto`` puts each worker on a GPU when this machine has CUDA,
-    ``cuda`` asks for GPU workers, ``cpu`` for CPU ones. ``evaluate`` travels to the
-    workers by pickle and runs on rank 0. ``torch_threads`` per worker (None:
-    ``train.torch_threads``, else the CPUs this process may use / ``workers``, so
-    the workers do not oversubscribe a shared machine). ``verify_every``: see
-    `DDPReplica`. Returns the last metrics record.
+    Runs on the Ray cluster of ``execution.ray_address`` (or $RAY_ADDRESS), on the
+    Ray this process already runs, or on a local Ray started here with one CPU per
+    worker and no dashboard (shut down at the end). ``execution.device``: ``auto``
+    puts each worker on a GPU when this machine has CUDA, ``cuda`` asks for GPU
+    workers, ``cpu`` for CPU ones. ``evaluate`` travels to the workers by pickle and
+    runs on rank 0. Torch threads per worker: ``execution.torch_threads``, else the
+    CPUs this process may use / workers, so the workers do not oversubscribe a
+    shared machine. ``verify_every``: see `DDPReplica`. Returns the last metrics
+    record.
     """
+    execution = cfg.execution
+    workers = execution.workers
     if workers < 2:
         raise ConfigError(f"train_distributed needs workers >= 2, got {workers}")
     out, graph_dir = Path(out).resolve(), Path(graph_dir).resolve()
     # Fail here, with the loop's own messages, not inside N worker processes.
     resume_checkpoint(out, cfg, load_graph(graph_dir), resume, workers)
-    use_gpu = resolve_device(device).type == "cuda"
-    # The CPUs this process may use (affinity, cgroup quota; `pinsage.threads`),
-    # shared by the workers, unless the call or train.torch_threads says.
-    threads = (
-        torch_threads or cfg.train.torch_threads or max(1, usable_cpus() // workers)
-    )
+    use_gpu = resolve_device(execution.device).type == "cuda"
     config = {
         "cfg": cfg,
         "graph_dir": graph_dir,
         "out": out,
         "resume": resume,
-        "producer": producer,
         "evaluate": evaluate,
         "until_step": until_step,
         "use_gpu": use_gpu,
-        "torch_threads": threads,
+        "torch_threads": execution.torch_threads or max(1, usable_cpus() // workers),
         "verify_every": verify_every,
     }
     # Rank 0 writes the records; Ray Train keeps reported metrics only with
     # checkpoints of its own, so the driver reads the last one back from the file.
     metrics = out / "metrics.jsonl"
     offset = metrics.stat().st_size if metrics.exists() else 0
-    local_cpus = None if ray_address else workers
+    address = cluster_address(execution.ray_address)
     log.info("training %s on %d %s workers", out, workers, "GPU" if use_gpu else "CPU")
     with (
-        ray_session(ray_address, local_cpus),
+        ray_session(address, None if address else workers),
         tempfile.TemporaryDirectory(prefix="pinsage-ray-train-") as scratch,
     ):
         # Ray Train's storage holds only its own run state (the run's checkpoints
         # go to ``out``): a scratch folder locally; on a cluster, Ray's default.
-        _fit(config, workers, use_gpu, out.name, None if ray_address else scratch)
+        _fit(config, workers, use_gpu, out.name, None if address else scratch)
     return _last_record(metrics, offset)
 
 

@@ -1,8 +1,9 @@
 """The training job: `train` runs the loop in this process, or data-parallel on Ray.
 
-One process runs `pinsage.train.loop.fit`; ``workers`` > 1 hands the same loop to
-Ray Train (`pinsage.train.distributed`), which runs it in every worker. Either way the
-run's text-table size is fixed first (`_sized_text`), so every replica agrees on it.
+One process runs `pinsage.train.loop.fit`; ``execution.workers`` > 1 hands the same
+loop to Ray Train (`pinsage.train.distributed`), which runs it in every worker. Either
+way the run's text-table size is fixed first (`_sized_text`), so every replica
+agrees on it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from pinsage.config import PipelineConfig
-from pinsage.errors import ConfigError
 from pinsage.features import text_buckets_for
 from pinsage.graph.store import load_graph
 from pinsage.threads import fit_torch_threads
@@ -41,51 +41,36 @@ def train(
     out: Path,
     *,
     resume: bool = False,
-    device: str = "auto",
-    producer: str = "thread",
     evaluate=None,
     until_step: int | None = None,
-    workers: int = 1,
-    ray_address: str | None = None,
 ) -> dict:
     """Train a PinSage model on ``graph_dir`` into the run directory ``out``.
 
     ``evaluate(model, store) -> dict`` (optional) is called at the end of each epoch
     (or every ``train.eval_every`` steps) and its metrics are logged; the best
     ``recall@20`` is kept in checkpoints. ``until_step`` stops early with a checkpoint
-    (a time-boxed job; ``resume`` continues it exactly). ``producer`` is the kind of
-    batch producers (``thread`` or ``process``, `BatchLoader`). ``workers`` > 1
-    trains data-parallel under Ray Train (`pinsage.train.distributed`, on the Ray at
-    ``ray_address`` or a local one); 1 trains in this process without Ray. Returns
-    the last metrics record. ``cfg.model.text_buckets`` is the most the run may use:
-    it uses as many as the graph's text needs (`_sized_text`, in config.yaml).
+    (a time-boxed job; ``resume`` continues it exactly). How it runs is
+    ``cfg.execution``: the device, the batch producers, and ``workers`` > 1 trains
+    data-parallel under Ray Train (`pinsage.train.distributed`); 1 trains in this
+    process without Ray. Returns the last metrics record. ``cfg.model.text_buckets``
+    is the most the run may use: it uses as many as the graph's text needs
+    (`_sized_text`, in config.yaml).
     """
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
     cfg = _sized_text(cfg, Path(graph_dir), Path(out))
-    if workers > 1:
+    execution = cfg.execution
+    if execution.workers > 1:
         from pinsage.train.distributed import train_distributed
 
         return train_distributed(
-            cfg,
-            graph_dir,
-            out,
-            workers=workers,
-            resume=resume,
-            device=device,
-            producer=producer,
-            evaluate=evaluate,
-            until_step=until_step,
-            ray_address=ray_address,
+            cfg, graph_dir, out, resume=resume, evaluate=evaluate, until_step=until_step
         )
-    fit_torch_threads(cfg.train.torch_threads, producers=cfg.train.producers)
+    fit_torch_threads(execution.torch_threads, producers=execution.producers)
     return fit(
         cfg,
         graph_dir,
         out,
         resume=resume,
-        device=resolve_device(device),
-        producer=producer,
+        device=resolve_device(execution.device),
         evaluate=evaluate,
         until_step=until_step,
     )

@@ -80,11 +80,6 @@ def _check_graph_matches(
         )
 
 
-def _plain(cfg: PipelineConfig) -> dict:
-    """``cfg`` as config.yaml holds it."""
-    return json.loads(json.dumps(asdict(cfg)))  # tuples -> lists for YAML
-
-
 def _check_trainable(graph: Graph, cfg: TrainConfig) -> None:
     """`DataError` when ``graph`` gives the objective nothing to learn from.
 
@@ -112,7 +107,7 @@ def _check_trainable(graph: Graph, cfg: TrainConfig) -> None:
 
 
 def _write_config(out: Path, cfg: PipelineConfig) -> None:
-    write_text(out / "config.yaml", yaml.safe_dump(_plain(cfg), sort_keys=False))
+    write_text(out / "config.yaml", yaml.safe_dump(cfg.as_plain(), sort_keys=False))
 
 
 def started_config(out: Path) -> dict | None:
@@ -136,7 +131,13 @@ def _fresh_start(out: Path, cfg: PipelineConfig) -> None:
     but only with the config it started with: another config is another run.
     """
     started = started_config(out)
-    if started is not None and started != _plain(cfg):
+    if started is None:
+        return
+    where = str(out / "config.yaml")
+    # Where it runs (device, producers) may change; what it computes may not.
+    if load_section(PipelineConfig, started, where).as_plain(
+        execution=False
+    ) != cfg.as_plain(execution=False):
         raise ConfigError(
             f"{out} holds an unfinished run of another config (no checkpoint yet); "
             f"train it with its own {out / 'config.yaml'}, or choose another --out."
@@ -332,9 +333,7 @@ def _prepare(
     return run, start
 
 
-def _loader(
-    run: _Run, graph_dir: Path, start: int, stop: int, producer: str, device
-) -> BatchLoader:
+def _loader(run: _Run, graph_dir: Path, start: int, stop: int, device) -> BatchLoader:
     """Producers of steps ``start`` .. ``stop`` - 1 (this replica's share of each)."""
     maker = BatchMaker(
         Path(graph_dir),
@@ -347,9 +346,9 @@ def _loader(
         maker,
         start,
         stop,
-        producers=run.cfg.train.producers,
+        producers=run.cfg.execution.producers,
         prefetch=run.cfg.train.prefetch,
-        kind=producer,
+        kind=run.cfg.execution.producer,
         pin_memory=device.type == "cuda",
     )
 
@@ -385,14 +384,14 @@ def fit(
     *,
     resume: bool,
     device: torch.device,
-    producer: str,
     evaluate=None,
     until_step: int | None = None,
     replica: Replica | None = None,
 ) -> dict:
     """The training loop of one process: a whole run, or one replica of a DDP run.
 
-    Arguments as `pinsage.train.train`'s; ``replica`` (`pinsage.train.ddp`) is None
+    Arguments as `pinsage.train.train`'s, with ``device`` resolved (a DDP replica's
+    is the one Ray Train gives it); ``replica`` (`pinsage.train.ddp`) is None
     for a single process. Every replica trains the same steps on its own batches;
     only the main one writes config.yaml, metrics.jsonl and checkpoints, and
     evaluates.
@@ -408,7 +407,7 @@ def fit(
         run.out.mkdir(parents=True, exist_ok=True)
         remove_dead_leftovers_in(run.out / "checkpoints")  # what a killed save left
         _write_config(run.out, cfg)
-    loader = _loader(run, graph_dir, start, stop, producer, device)
+    loader = _loader(run, graph_dir, start, stop, device)
     record: dict = {}
     t_start, pairs_seen = time.perf_counter(), 0
     progress = ProgressLog(log, f"training {run.out.name}", total_steps, start=start)

@@ -165,12 +165,12 @@ def test_movielens_output_builds_a_graph_with_features(tmp_path):
     manifest = build_graph(
         out / "interactions.parquet", tmp_path / "graph", items=out / "items.parquet"
     )
-    kinds = {f["name"]: f["kind"] for f in manifest["features"]}
+    kinds = {f["name"]: f["kind"] for f in manifest.features}
     assert kinds == {"title": "text", "genres": "categorical", "year": "dense"}
-    genres = next(f for f in manifest["features"] if f["name"] == "genres")
+    genres = next(f for f in manifest.features if f["name"] == "genres")
     assert genres["dim"] == 8 and genres["missing"] == 1  # 8 genres; item 40 has none
-    assert manifest["num_items"] == len(MOVIES) and manifest["isolated_items"] == 1
-    assert manifest["weighted"]
+    assert manifest.num_items == len(MOVIES) and manifest.isolated_items == 1
+    assert manifest.weighted
 
 
 def test_movielens_ties_in_time_split_at_random_by_seed(tmp_path):
@@ -352,7 +352,7 @@ def test_parquet_import_renames_validates_and_builds(tmp_path):
     m = build_graph(
         out / "interactions.parquet", tmp_path / "g", items=out / "items.parquet"
     )
-    assert m["num_items"] == 3 and m["isolated_items"] == 1 and m["weighted"]
+    assert m.num_items == 3 and m.isolated_items == 1 and m.weighted
 
 
 def test_items_file_id_column_may_differ_from_the_interactions(tmp_path):
@@ -378,7 +378,7 @@ def test_items_file_id_column_may_differ_from_the_interactions(tmp_path):
     graph = tmp_path / "g"
     inter, items = src / "interactions.parquet", src / "items.parquet"
     m = build_graph(inter, graph, items=items, columns=columns)
-    assert m["num_items"] == 3 and m["isolated_items"] == 1
+    assert m.num_items == 3 and m.isolated_items == 1
 
 
 def test_parquet_import_bad_input_leaves_nothing(tmp_path):

@@ -55,7 +55,7 @@ def test_synth_build_load_round_trip(tmp_path, string_ids):
     )  # the catalogue, cold items too
     assert g.item_ids.to_pylist() == sorted(items)
     assert set(g.context_ids.to_pylist()) == set(inter["user"].to_pylist())
-    assert g.manifest["id_types"]["item"] == ("string" if string_ids else "int")
+    assert g.manifest.id_types["item"] == ("string" if string_ids else "int")
     idx = g.item_index(items[:5])
     assert [g.item_ids[i].as_py() for i in idx] == items[:5]
     # Features come back in item-index order.
@@ -96,9 +96,9 @@ def test_duplicates_merged_catalogue_isolated_and_unknown_dropped(tmp_path):
     m = build_graph(
         tmp_path / "i.parquet", tmp_path / "g", items=tmp_path / "items.parquet"
     )
-    assert m["duplicates_merged"] == 1 and m["dropped_unknown_items"] == 1
-    assert m["num_items"] == 4 and m["isolated_items"] == 2 and m["num_edges"] == 3
-    assert m["weighted"] and m["features"] == [
+    assert m.duplicates_merged == 1 and m.dropped_unknown_items == 1
+    assert m.num_items == 4 and m.isolated_items == 2 and m.num_edges == 3
+    assert m.weighted and m.features == [
         {"name": "price", "kind": "dense", "dim": 1, "missing": 1}
     ]
     g = load_graph(tmp_path / "g")
@@ -166,11 +166,7 @@ def test_a_graph_of_other_inputs_is_not_replaced_silently(tmp_path):
     replaced = build_graph(
         other / "interactions.parquet", tmp_path / "g", overwrite=True
     )
-    assert (
-        replaced["num_items"]
-        == load_graph(tmp_path / "g").num_items
-        != first["num_items"]
-    )
+    assert replaced.num_items == load_graph(tmp_path / "g").num_items != first.num_items
 
 
 def test_test_fraction_holds_out_each_users_latest(tmp_path, monkeypatch, capsys):

@@ -39,7 +39,7 @@ def test_recall_counts_shared_neighbors():
 
 def test_flat_is_exact(embeddings, vectors, tmp_path):
     manifest = build_index(embeddings, tmp_path / "index", kind="flat")
-    assert manifest["recall@10"] == 1.0 and manifest["count"] == len(vectors)
+    assert manifest.recall_at_10 == 1.0 and manifest.count == len(vectors)
     index = Index.load(tmp_path / "index")
     rows = np.array([0, 17, 2999])
     ids, scores = index.search(items=[f"item-{r}" for r in rows], k=10)
@@ -53,14 +53,14 @@ def test_approximate_kinds_keep_their_measured_recall(
     embeddings, vectors, tmp_path, kind
 ):
     manifest = build_index(embeddings, tmp_path / "index", kind=kind)
-    assert manifest["kind"] == kind and manifest["search_params"]
+    assert manifest.kind == kind and manifest.search_params
     index = Index.load(tmp_path / "index")
     rows = np.random.default_rng(1).choice(len(vectors), 300, replace=False)
     ids, _ = index.search(items=[f"item-{r}" for r in rows], k=10)
     want, _ = _brute_force(vectors, rows, 10)
     found = np.vectorize(lambda i: int(i.split("-")[1]))(ids)
     # allow the sampling difference between the manifest's 1000 queries and these 300
-    assert recall_at(found, want) >= manifest["recall@10"] - 0.03
+    assert recall_at(found, want) >= manifest.recall_at_10 - 0.03
     assert recall_at(found, want) > 0.5
 
 
@@ -140,7 +140,7 @@ def test_gpu_request_without_a_gpu_says_why_and_builds_on_cpu(
     monkeypatch.setattr(backend, "gpu_status", lambda: (False, "no GPU here"))
     with caplog.at_level(logging.WARNING):
         manifest = build_index(embeddings, tmp_path / "index", kind="flat", gpu=True)
-    assert manifest["device"] == "cpu" and manifest["recall@10"] == 1.0
+    assert manifest.device == "cpu" and manifest.recall_at_10 == 1.0
     assert "--gpu: no GPU here; building on the CPU instead" in caplog.text
     caplog.clear()
     build_index(embeddings, tmp_path / "quiet", kind="flat")  # default: quietly
@@ -157,8 +157,8 @@ def test_ivf_trained_through_the_gpu_hook_matches_the_cpu_build(
     monkeypatch.setattr(backend, "exact_index", pretend)
     monkeypatch.setattr(build_module, "exact_index", pretend)
     hooked = build_index(embeddings, tmp_path / "b", kind="ivfpq", gpu=True)
-    assert hooked["device"] == "gpu" and cpu["device"] == "cpu"
-    assert hooked["recall@10"] == cpu["recall@10"]
+    assert hooked.device == "gpu" and cpu.device == "cpu"
+    assert hooked.recall_at_10 == cpu.recall_at_10
     items = [f"item-{i}" for i in range(0, 3000, 97)]
     a, b = (Index.load(tmp_path / p).search(items=items, k=10)[0] for p in "ab")
     assert (a == b).all()
@@ -168,6 +168,6 @@ def test_ivf_trained_through_the_gpu_hook_matches_the_cpu_build(
 @pytest.mark.skipif(not backend.gpu_status()[0], reason="needs faiss-gpu and a GPU")
 def test_gpu_build_reaches_the_recall_target(embeddings, tmp_path):
     manifest = build_index(embeddings, tmp_path / "index", kind="ivfpq", gpu=True)
-    assert manifest["device"] == "gpu" and manifest["recall@10"] >= 0.95
+    assert manifest.device == "gpu" and manifest.recall_at_10 >= 0.95
     flat = build_index(embeddings, tmp_path / "flat", kind="flat", gpu=True)
-    assert flat["recall@10"] == 1.0
+    assert flat.recall_at_10 == 1.0

@@ -85,7 +85,7 @@ def _brute_force(world, user: str, k: int) -> tuple[list, np.ndarray]:
 
 def test_recommendations_leave_out_training_items(world):
     index = Index.load(world["index"])
-    assert index.manifest["contexts"] == USERS
+    assert index.manifest.contexts == USERS
     users = ["u0", "u5", "u11"]
     ids, scores = index.recommend(users, k=10)
     for user, row_ids, row_scores in zip(users, ids, scores, strict=True):

@@ -26,11 +26,11 @@ def test_writes_a_complete_folder(run_dir, graph_dir, tmp_path):
         "manifest.json",
         "part-00000.parquet",
     ]
-    assert json.loads((out / "manifest.json").read_text()) == manifest
-    assert manifest["count"] == graph.num_items and manifest["dim"] == 16
-    assert manifest["contexts"] == graph.num_contexts
-    assert manifest["engine"] == "local" and manifest["seed"] == 0
-    assert manifest["checkpoint_sha256"] == file_sha256(latest_checkpoint(run_dir))
+    assert json.loads((out / "manifest.json").read_text()) == manifest.to_json()
+    assert manifest.count == graph.num_items and manifest.dim == 16
+    assert manifest.contexts == graph.num_contexts
+    assert manifest.engine == "local" and manifest.seed == 0
+    assert manifest.checkpoint_sha256 == file_sha256(latest_checkpoint(run_dir))
     ids, z = read_embeddings(out)
     assert ids.tolist() == graph.item_ids.to_pylist()
     assert z.dtype == np.float32 and z.shape == (graph.num_items, 16)
@@ -55,7 +55,7 @@ def test_rerun_does_nothing_unless_overwrite(run_dir, graph_dir, tmp_path):
     assert (out / "manifest.json").stat().st_mtime_ns > mtimes[
         files.index(out / "manifest.json")
     ]
-    assert again["checkpoint_sha256"] == first["checkpoint_sha256"]
+    assert again.checkpoint_sha256 == first.checkpoint_sha256
     assert not list(tmp_path.glob(".emb*"))  # the old folder and the temporary are gone
 
 
@@ -132,8 +132,8 @@ def test_auto_engine_is_local_while_the_graph_fits(run_dir, graph_dir, monkeypat
 
 def test_auto_engine_writes_its_choice(run_dir, graph_dir, tmp_path):
     manifest = embed(run_dir, graph_dir, tmp_path / "emb")  # auto, a tiny graph
-    assert manifest["engine"] == "local"
-    assert manifest["engine_reason"].startswith("auto: about")
+    assert manifest.engine == "local"
+    assert manifest.engine_reason.startswith("auto: about")
 
 
 def test_load_run_is_the_checkpoint_over_the_graph(run_dir, graph_dir):

@@ -96,9 +96,9 @@ def test_new_items_get_the_vectors_of_a_full_reembed(world):
         out,
         interactions=world / "new_inter.parquet",
     )
-    assert manifest["count"] == NEW
+    assert manifest.count == NEW
     assert (
-        manifest["with_interactions"]
+        manifest.with_interactions
         == pq.read_metadata(world / "new_inter.parquet").num_rows
     )
     ids, z = read_embeddings(out)
@@ -129,7 +129,7 @@ def test_index_add_serves_the_new_items(world):
     index = Index.load(world / "index")
     old_ids, old_z = read_embeddings(emb)
     new_ids, new_z = read_embeddings(new)
-    assert manifest["count"] == len(index) == len(old_ids) + NEW
+    assert manifest.count == len(index) == len(old_ids) + NEW
     vectors = np.concatenate([old_z, new_z])
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     np.testing.assert_allclose(index.vectors, vectors, atol=1e-6)

@@ -8,6 +8,7 @@ import pytest
 
 from pinsage.config import (
     EmbedConfig,
+    ExecutionConfig,
     IndexConfig,
     ModelConfig,
     PipelineConfig,
@@ -31,9 +32,9 @@ def pipeline_root(tmp_path_factory) -> Path:
             steps_per_epoch=6,
             batch_size=32,
             num_random_negatives=40,
-            producers=0,
             warmup_steps=2,
         ),
+        execution=ExecutionConfig(producers=0),
         embed=EmbedConfig(engine="local", contexts=False),
         index=IndexConfig(kind="flat"),
     )

@@ -60,7 +60,7 @@ def test_pipeline_root_report_shows_lookups_through_the_index(pipeline_root, tmp
     for name, stage in manifest["stages"].items():
         assert f'<td>{name}</td><td class="num">{stage["seconds"]:.2f}</td>' in stages
     index = Index.load(pipeline_root / "index")
-    assert f"<th>kind</th><td>{index.manifest['kind']}</td>" in html
+    assert f"<th>kind</th><td>{index.manifest.kind}</td>" in html
     section = _section(html, "neighbours")
     samples = re.findall(r'<div class="sample"><h3>item ([^<]+)</h3>', section)
     assert len(samples) >= 3

@@ -16,7 +16,7 @@ from pinsage.train import train
 from pinsage.train.distributed import train_distributed
 from pinsage.train.loader import BatchMaker
 from pinsage.train.optimizers import make_optimizers, sparse_parameters
-from tests.helpers import run_cli, tiny_config
+from tests.helpers import executed, run_cli, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +28,10 @@ def local_ray():
     ray.shutdown()
 
 
-def _cfg(**train):
-    # 2 x 3 steps; a producer thread per worker
-    return tiny_config(**({"steps_per_epoch": 3, "producers": 1} | train))
+def _cfg(workers: int = 2, **train):
+    # 2 x 3 steps on 2 workers; a producer thread per worker
+    cfg = tiny_config(**({"steps_per_epoch": 3} | train))
+    return executed(cfg, producers=1, workers=workers)
 
 
 def _records(run):
@@ -63,9 +64,7 @@ def test_two_workers_stay_identical_and_loss_falls(graph_dir, tmp_path, local_ra
     graph = load_graph(graph_dir)
     model = build_model(cfg, graph, FeatureStore.from_graph(graph, text_buckets=512))
     assert sparse_parameters(model), "the test must cover the sparse tables' sync"
-    record = train_distributed(
-        cfg, graph_dir, tmp_path / "run", workers=2, verify_every=1
-    )
+    record = train_distributed(cfg, graph_dir, tmp_path / "run", verify_every=1)
     records = _records(tmp_path / "run")
     assert record["step"] == 40 and [r["step"] for r in records] == list(range(1, 41))
     prints = [r["replica_fingerprints"] for r in records]
@@ -79,7 +78,7 @@ def test_resume_continues_exactly_and_checkpoints_load_anywhere(
     graph_dir, tmp_path, local_ray, monkeypatch, capsys
 ):
     cfg = _cfg()  # 6 steps, hard negatives from epoch 2
-    train(cfg, graph_dir, tmp_path / "straight", workers=2)
+    train(cfg, graph_dir, tmp_path / "straight")
     config = tmp_path / "cfg.yaml"
     config.write_text(
         "sampler: {num_walks: 10, top_k: 5, num_layers: 2}\n"
@@ -94,7 +93,7 @@ def test_resume_continues_exactly_and_checkpoints_load_anywhere(
     assert run_cli([*args, "--producer", "thread"], monkeypatch, capsys)[0] == 0
     assert load_checkpoint(split)["step"] == 3
     shutil.copytree(split, tmp_path / "single")
-    train(cfg, graph_dir, split, resume=True, workers=2)
+    train(cfg, graph_dir, split, resume=True)
 
     done = load_checkpoint(split)
     assert done["step"] == 6
@@ -116,14 +115,14 @@ def test_resume_continues_exactly_and_checkpoints_load_anywhere(
     ):
         optimizer.load_state_dict(state)
     with pytest.raises(ConfigError, match="trained by 2 worker.*--workers 2"):
-        train(cfg, graph_dir, tmp_path / "single", resume=True)
+        train(executed(cfg, workers=1), graph_dir, tmp_path / "single", resume=True)
 
 
 def test_user_errors_are_pinsage_errors(graph_dir, tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        train(_cfg(), graph_dir, tmp_path / "none", resume=True, workers=2)
-    with pytest.raises(ConfigError, match="workers must be >= 1"):
-        train(_cfg(), graph_dir, tmp_path / "none", workers=0)
+        train(_cfg(), graph_dir, tmp_path / "none", resume=True)
+    with pytest.raises(ConfigError, match="execution.workers must be >= 1"):
+        _cfg(workers=0)
 
 
 def test_one_worker_is_the_single_process_path(graph_dir, tmp_path, monkeypatch):
@@ -131,5 +130,6 @@ def test_one_worker_is_the_single_process_path(graph_dir, tmp_path, monkeypatch)
         raise AssertionError("workers=1 must not start Ray")
 
     monkeypatch.setattr(pinsage.train.distributed, "train_distributed", no_ray)
-    record = train(_cfg(epochs=1, steps_per_epoch=1), graph_dir, tmp_path / "r")
+    cfg = _cfg(workers=1, epochs=1, steps_per_epoch=1)
+    record = train(cfg, graph_dir, tmp_path / "r")
     assert record["step"] == 1 and "replica_fingerprints" not in record

@@ -56,7 +56,7 @@ def test_non_finite_step_stops_and_keeps_the_last_good_checkpoint(
     cfg = tiny_config(checkpoint_every=2)
     _inject_at(monkeypatch, where)
     with pytest.raises(TrainingError, match=f"diverged at step {BAD_STEP + 1}"):
-        train(cfg, graph_dir, tmp_path / "run", device="cpu")
+        train(cfg, graph_dir, tmp_path / "run")
     checkpoint = load_checkpoint(tmp_path / "run")
     assert checkpoint["step"] == 4  # the last one written before step 6
     assert all(torch.isfinite(t).all() for t in checkpoint["model"].values())
@@ -65,7 +65,7 @@ def test_non_finite_step_stops_and_keeps_the_last_good_checkpoint(
         "step-00000004.pt",
     ]
     monkeypatch.undo()  # the cause fixed, the run continues from its checkpoint
-    record = train(cfg, graph_dir, tmp_path / "run", device="cpu", resume=True)
+    record = train(cfg, graph_dir, tmp_path / "run", resume=True)
     assert record["step"] == 8 and math.isfinite(record["loss"])
 
 
@@ -75,8 +75,8 @@ def test_divergence_is_exit_2_at_the_command_line(
     config = tmp_path / "c.yaml"
     config.write_text(
         "model: {dim: 8, hidden_dim: 8, out_dim: 8, text_buckets: 256}\n"
-        "train: {epochs: 1, steps_per_epoch: 8, batch_size: 16, producers: 0,"
-        " checkpoint_every: 2}\n"
+        "train: {epochs: 1, steps_per_epoch: 8, batch_size: 16, checkpoint_every: 2}\n"
+        "execution: {producers: 0}\n"
     )
     _inject_at(monkeypatch, "loss")
     args = ["-q", "train", "--config", str(config), "--graph", str(graph_dir)]
@@ -101,9 +101,11 @@ def test_graph_with_one_item_is_refused_at_train_and_warned_at_build(
         _graph(tmp_path, [1, 2, 3], [10, 10, 10])
     assert "needs at least two" in caplog.text
     with pytest.raises(DataError, match="holds 1 item; training needs at least two"):
-        train(tiny_config(), tmp_path / "g", tmp_path / "run", device="cpu")
+        train(tiny_config(), tmp_path / "g", tmp_path / "run")
     config = tmp_path / "c.yaml"
-    config.write_text("train: {epochs: 1, steps_per_epoch: 2, producers: 0}\n")
+    config.write_text(
+        "train: {epochs: 1, steps_per_epoch: 2}\nexecution: {producers: 0}\n"
+    )
     args = ["-q", "train", "--config", str(config), "--graph", str(tmp_path / "g")]
     code, _, err = run_cli(
         [*args, "--out", str(tmp_path / "r"), "--device", "cpu"], monkeypatch, capsys

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pinsage.config import (
+    ExecutionConfig,
     ModelConfig,
     PipelineConfig,
     SamplerConfig,
@@ -42,11 +43,11 @@ def test_trained_model_beats_popularity_and_untrained(tmp_path):
             epochs=2,
             steps_per_epoch=60,
             batch_size=128,
-            producers=0,
             num_random_negatives=200,
             objective="context",
             temperature=0.1,
         ),
+        execution=ExecutionConfig(producers=0),
     )
     baselines = evaluate_baselines(g, data / "test.parquet", ["popularity"], (20,))
     popularity = baselines["popularity"]["recall@20"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pinsage.data.folder import folder_params
+from pinsage.atomic import complete_manifest
+from pinsage.data.folder import is_current
 from pinsage.errors import DataError
 
 __all__ = ["is_up_to_date", "read_source", "source_digests"]
@@ -45,10 +46,14 @@ def is_up_to_date(out: Path, src: Path, params: dict, *, overwrite: bool) -> boo
         )
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file; choose a directory path for --out.")
-    existing = folder_params(out)
-    if existing is None and out.exists() and any(out.iterdir()) and not overwrite:
+    if (
+        complete_manifest(out) is None
+        and out.exists()
+        and any(out.iterdir())
+        and not overwrite
+    ):
         raise DataError(
             f"--out {out} exists and is not a data folder; pass --overwrite to replace "
             "it or choose another --out."
         )
-    return existing == params and not overwrite
+    return is_current(out, params) and not overwrite

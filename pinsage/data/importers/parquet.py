@@ -26,6 +26,7 @@ from pinsage.data.folder import ROW_GROUP_ROWS
 from pinsage.data.importers._common import is_up_to_date
 from pinsage.data.split import split_table
 from pinsage.errors import ConfigError
+from pinsage.manifests import DataManifest
 
 __all__ = ["import_parquet"]
 
@@ -136,6 +137,6 @@ def import_parquet(
             tables["items"] = {"rows": items.num_rows}
         if cold_items:
             tables["interactions"] = {"rows": _make_cold(tmp, names, cold_items, seed)}
-        publish(tmp, {"params": params, "tables": tables})
+        publish(tmp, DataManifest(params=params, tables=tables).to_json())
     log.info("imported %s into %s: %s", src, out, tables)
     return out
