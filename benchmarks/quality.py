@@ -169,7 +169,7 @@ def run_variant(cfg: PipelineConfig, name: str, seed: int, args) -> dict:
         "best_validation_recall@20": max((v for _, v in curve), default=None),
         "validation_curve": curve,
         "train_minutes": round(manifest.stages["train"].seconds / 60, 1),
-        "steps": cfg.train.epochs * cfg.train.steps_per_epoch,
+        "steps": cfg.train.last_step,
         "root": str(root),
     }
     if args.selection:  # choosing a setting: the test file stays unread

@@ -195,7 +195,17 @@ class TrainConfig:
     prefetch: int = 4  # batches queued ahead per worker
     eval_every: int = 0  # steps between evaluations (0: at the end of each epoch)
     checkpoint_every: int = 50  # steps between checkpoints
+    # End the run after this step, the schedule (warm-up, decay) still spanning every
+    # epoch: the refit of a run whose validation curve peaked mid-schedule stops
+    # where that peak was. null: train every epoch.
+    stop_step: int | None = None
     seed: int = 0
+
+    @property
+    def last_step(self) -> int:
+        """The step the run ends at: every epoch's, or ``stop_step`` if sooner."""
+        total = self.epochs * self.steps_per_epoch
+        return total if self.stop_step is None else min(self.stop_step, total)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "steps_per_epoch", "batch_size", "prefetch"):
@@ -232,6 +242,8 @@ class TrainConfig:
             )
         if self.lr <= 0 or self.temperature <= 0:
             raise ConfigError("train.lr and train.temperature must be > 0")
+        if self.stop_step is not None and self.stop_step < 1:
+            raise ConfigError(f"train.stop_step must be >= 1, got {self.stop_step}")
 
 
 @dataclass(frozen=True)

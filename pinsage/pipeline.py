@@ -183,8 +183,7 @@ def _train(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> bool:
         shutil.rmtree(paths.run, ignore_errors=True)
     resume = latest_checkpoint(paths.run) is not None
     if resume:
-        total = cfg.train.epochs * cfg.train.steps_per_epoch
-        if load_checkpoint(paths.run)["step"] >= total:
+        if load_checkpoint(paths.run)["step"] >= cfg.train.last_step:
             return False
     else:
         shutil.rmtree(paths.run, ignore_errors=True)  # killed before a checkpoint

@@ -400,8 +400,8 @@ def fit(
     tc = cfg.train
     run, start = _prepare(cfg, graph_dir, Path(out), resume, device, replica)
     loss_of = replica.wrap(BatchLoss(run.model, tc))
-    total_steps = tc.epochs * tc.steps_per_epoch
-    stop = total_steps if until_step is None else min(until_step, total_steps)
+    total_steps = tc.epochs * tc.steps_per_epoch  # the schedule's length
+    stop = tc.last_step if until_step is None else min(until_step, tc.last_step)
     if run.main:
         log.info("training %s: steps %d-%d of %d", run.out, start, stop, total_steps)
         run.out.mkdir(parents=True, exist_ok=True)
@@ -410,12 +410,10 @@ def fit(
     loader = _loader(run, graph_dir, start, stop, device)
     record: dict = {}
     t_start, pairs_seen = time.perf_counter(), 0
-    progress = ProgressLog(log, f"training {run.out.name}", total_steps, start=start)
+    progress = ProgressLog(log, f"training {run.out.name}", stop, start=start)
     progress.enabled &= run.main
     hidden = None if run.main else True  # tqdm's None: hidden off a terminal
-    bar = tqdm(
-        total=total_steps, initial=start, desc="train", unit="step", disable=hidden
-    )
+    bar = tqdm(total=stop, initial=start, desc="train", unit="step", disable=hidden)
     with loader, _metrics_file(run, start) as metrics, bar:
         for batch in loader:
             step, lr = batch.step, lr_at(batch.step, tc, total_steps)

@@ -20,6 +20,23 @@ def _params(run):
     return load_checkpoint(run)["model"]
 
 
+def test_stop_step_ends_the_run_mid_schedule(graph_dir, tmp_path):
+    # stop_step 6 of a 2 x 4-step schedule: the steps (and learning rates) of the
+    # first 6 of the full schedule, not a 6-step schedule of its own.
+    cfg = tiny_config()
+    train(cfg, graph_dir, tmp_path / "paused", until_step=6)
+    stopped = replace(cfg, train=replace(cfg.train, stop_step=6))
+    record = train(stopped, graph_dir, tmp_path / "stopped")
+    assert record["step"] == 6 and load_checkpoint(tmp_path / "stopped")["step"] == 6
+    a, b = _params(tmp_path / "paused"), _params(tmp_path / "stopped")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    short = replace(cfg, train=replace(cfg.train, epochs=2, steps_per_epoch=3))
+    train(short, graph_dir, tmp_path / "short")  # its own, shorter, decay
+    assert any(not torch.equal(a[k], _params(tmp_path / "short")[k]) for k in a)
+    assert stopped.train.last_step == 6 and cfg.train.last_step == 8
+
+
 @pytest.mark.parametrize("neighborhoods", ["batch", "epoch"])
 def test_resume_ends_with_exactly_the_parameters_of_a_straight_run(
     graph_dir, tmp_path, neighborhoods
