@@ -17,7 +17,6 @@ import shutil
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,8 +51,7 @@ def main() -> None:
                 run = CACHE / f"scaling-{workers}-{repeat}"
                 shutil.rmtree(run, ignore_errors=True)
                 t0 = time.perf_counter()
-                execution = replace(cfg.execution, workers=workers)
-                record = train(replace(cfg, execution=execution), graph, run)
+                record = train(cfg.executed(workers=workers), graph, run)
                 results[workers].append((record, time.perf_counter() - t0))
                 shutil.rmtree(run, ignore_errors=True)
     finally:

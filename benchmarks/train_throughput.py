@@ -63,8 +63,7 @@ def thread_counts(steps: int, repeats: int) -> None:
             for name, threads in variants.items():  # interleaved
                 run = CACHE / f"threads-{repeat}"
                 shutil.rmtree(run, ignore_errors=True)
-                execution = replace(base.execution, torch_threads=threads)
-                cfg = replace(base, execution=execution)
+                cfg = base.executed(torch_threads=threads)
                 results[name].append(train(cfg, graph, run)["pairs_per_s"])
                 shutil.rmtree(run, ignore_errors=True)
         if spinner.is_alive():
@@ -106,9 +105,8 @@ def main() -> None:
         for name, (workers, kind, tables) in VARIANTS.items():  # interleaved
             run = CACHE / f"throughput-{name}-{repeat}"
             shutil.rmtree(run, ignore_errors=True)
-            execution = replace(base.execution, producers=workers, producer=kind)
-            tc = replace(base.train, neighborhoods=tables)
-            cfg = replace(base, train=tc, execution=execution)
+            cfg = base.executed(producers=workers, producer=kind)
+            cfg = replace(cfg, train=replace(cfg.train, neighborhoods=tables))
             results[name].append(train(cfg, graph, run))
             shutil.rmtree(run, ignore_errors=True)
     inline = statistics.median(r["pairs_per_s"] for r in results["inline"])

@@ -509,6 +509,13 @@ class PipelineConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
+    def executed(self, **changes: Any) -> PipelineConfig:
+        """The same config run another way: ``execution`` keys ``changes`` replaced.
+
+        `ConfigError` for a value the section rejects, as if it were in YAML.
+        """
+        return replace(self, execution=replace(self.execution, **changes))
+
     def as_plain(self, *, execution: bool = True) -> dict:
         """The config as plain data (tuples as lists), as a run's config.yaml holds it.
 

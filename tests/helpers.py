@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +39,15 @@ embed: {engine: local}
 execution: {producers: 0}
 """
 
+# How the tiny configs run: on the CPU, batches built in the training loop.
+TINY_EXECUTION = ExecutionConfig(device="cpu", producers=0)
+
 
 def tiny_config(**train) -> PipelineConfig:
     """A config that trains in seconds on `tests/train`'s graph (2 x 4 steps).
 
-    On the CPU, with batches built in the training loop (`executed` changes that).
+    On the CPU, with batches built in the training loop (`PipelineConfig.executed`
+    changes that).
     """
     base = dict(
         epochs=2,
@@ -59,13 +62,8 @@ def tiny_config(**train) -> PipelineConfig:
         sampler=SamplerConfig(num_walks=10, top_k=5, num_layers=2),
         model=ModelConfig(dim=16, hidden_dim=16, out_dim=16, text_buckets=512),
         train=TrainConfig(**(base | train)),
-        execution=ExecutionConfig(device="cpu", producers=0),
+        execution=TINY_EXECUTION,
     )
-
-
-def executed(cfg: PipelineConfig, **execution) -> PipelineConfig:
-    """``cfg`` run another way: its ``execution`` keys replaced."""
-    return replace(cfg, execution=replace(cfg.execution, **execution))
 
 
 def free_port() -> int:
@@ -242,7 +240,7 @@ def run_config(aggregator: str = "importance") -> PipelineConfig:
             checkpoint_every=0,
             warmup_steps=1,
         ),
-        execution=ExecutionConfig(device="cpu", producers=0),
+        execution=TINY_EXECUTION,
     )
 
 

@@ -18,7 +18,7 @@ from ray.util.state import list_actors, list_tasks
 from pinsage.infer import RayOptions, embed
 from pinsage.run import load_checkpoint
 from pinsage.train import train
-from tests.helpers import assert_same_embeddings, executed, tiny_config
+from tests.helpers import assert_same_embeddings, tiny_config
 
 NODES = 2
 
@@ -54,11 +54,8 @@ def _nodes_that_ran(address: str, actor_class: str | None = None) -> set[str]:
 
 
 # One CPU a node and one a worker: on the cluster Ray Train has to place one on each.
-DDP = executed(
-    tiny_config(epochs=1, steps_per_epoch=3, max_hard_negatives=0),
-    workers=NODES,
-    producers=1,
-    torch_threads=1,
+DDP = tiny_config(epochs=1, steps_per_epoch=3, max_hard_negatives=0).executed(
+    workers=NODES, producers=1, torch_threads=1
 )
 
 
@@ -77,7 +74,7 @@ def local_ddp_run(graph_dir, tmp_path_factory):
 def test_data_parallel_training_puts_a_worker_on_each_node(
     local_ddp_run, cluster, graph_dir, tmp_path
 ):
-    on_cluster = executed(DDP, ray_address=cluster.address)
+    on_cluster = DDP.executed(ray_address=cluster.address)
     record = train(on_cluster, graph_dir, tmp_path / "cluster")
     assert record["step"] == 3
     assert len(_nodes_that_ran(cluster.address, "RayTrainWorker")) == NODES

@@ -8,7 +8,6 @@ and the command line changes it for one invocation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import click
 
@@ -65,4 +64,4 @@ def with_execution(cfg: PipelineConfig, overrides: dict) -> PipelineConfig:
     `ConfigError` (exit 2) for a value the section rejects, as if it were in YAML.
     """
     given = {k: overrides[k] for k in EXECUTION_KEYS if overrides.get(k) is not None}
-    return replace(cfg, execution=replace(cfg.execution, **given)) if given else cfg
+    return cfg.executed(**given)

@@ -213,10 +213,10 @@ def _open_graph(data: RunData) -> Graph | None:
 def _read_lookups(data: RunData, graph: Graph | None) -> None:
     try:
         data.embeddings = EmbeddingsManifest.read(data.root / "embeddings")
+        if data.embeddings is None:
+            data.missing.append("embeddings/: absent or incomplete")
     except DataError as exc:
         data.missing.append(f"embeddings/: not readable ({exc})")
-    if data.embeddings is None:
-        data.missing.append("embeddings/: absent or incomplete")
     folder = data.root / "index"
     if complete_manifest(folder) is None:
         data.missing.append(

@@ -16,7 +16,7 @@ from pinsage.train import train
 from pinsage.train.distributed import train_distributed
 from pinsage.train.loader import BatchMaker
 from pinsage.train.optimizers import make_optimizers, sparse_parameters
-from tests.helpers import executed, run_cli, tiny_config
+from tests.helpers import run_cli, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def local_ray():
 def _cfg(workers: int = 2, **train):
     # 2 x 3 steps on 2 workers; a producer thread per worker
     cfg = tiny_config(**({"steps_per_epoch": 3} | train))
-    return executed(cfg, producers=1, workers=workers)
+    return cfg.executed(producers=1, workers=workers)
 
 
 def _records(run):
@@ -115,7 +115,7 @@ def test_resume_continues_exactly_and_checkpoints_load_anywhere(
     ):
         optimizer.load_state_dict(state)
     with pytest.raises(ConfigError, match="trained by 2 worker.*--workers 2"):
-        train(executed(cfg, workers=1), graph_dir, tmp_path / "single", resume=True)
+        train(cfg.executed(workers=1), graph_dir, tmp_path / "single", resume=True)
 
 
 def test_user_errors_are_pinsage_errors(graph_dir, tmp_path):
