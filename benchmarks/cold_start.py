@@ -58,6 +58,8 @@ KEYS = (
     "cold_recall@20",
     "warm_ndcg@20",
     "cold_ndcg@20",
+    "cold_only_recall@20",
+    "cold_only_ndcg@20",
     "cold_top_share@20",
     "cold_test_share",
 )

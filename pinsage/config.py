@@ -183,6 +183,12 @@ class TrainConfig:
     # its walks start at that engagement, so the model would otherwise learn to find
     # items already pooled into the query, which held-out items never are.
     hide_positives: bool = True
+    # Weight of the cold-start loss (`in_batch_softmax_loss`): each pair's item,
+    # embedded from its features alone as an item without interactions is, must
+    # outrank the minibatch's other engaged items, which share its popularity, so the
+    # feature path learns whom an item suits rather than how popular items like it
+    # were in training. Needs item features. 0: off.
+    cold_weight: float = 0.0
     max_hard_negatives: int = 3  # curriculum cap per query
     # Hard negatives come from this band of a query's walk-visit (PPR) ranking,
     # as a share of the catalogue: the paper's ranks 2000-5000 of billions are "related
@@ -219,6 +225,7 @@ class TrainConfig:
             "warmup_steps",
             "eval_every",
             "checkpoint_every",
+            "cold_weight",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(
@@ -335,7 +342,7 @@ EMBED_ENGINES = ("auto", "ray", "local")
 PRODUCERS = ("thread", "process")
 DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivfpq")
-BASELINES = ("popularity", "itemknn", "gfcf")  # pinsage.eval.baselines
+BASELINES = ("popularity", "itemknn", "gfcf", "content")  # pinsage.eval.baselines
 
 
 @dataclass(frozen=True)
@@ -429,7 +436,8 @@ class EvalConfig:
     """What the evaluation reports beside the model (`pinsage eval --baselines`)."""
 
     # Training-free baselines ranked by the same protocol, so that every run shows
-    # whether the GNN earns its keep on this data (`pinsage.eval.baselines`).
+    # whether the GNN earns its keep on this data (`pinsage.eval.baselines`); add
+    # content (item-kNN over item features, needs them) to judge cold items.
     baselines: tuple[str, ...] = ("popularity", "itemknn", "gfcf")
 
     def __post_init__(self) -> None:

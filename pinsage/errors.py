@@ -7,6 +7,7 @@ else is our bug and exits 1 with a traceback.
 
 __all__ = [
     "CheckpointError",
+    "ClusterError",
     "ConfigError",
     "DataError",
     "IndexBuildError",
@@ -17,6 +18,8 @@ __all__ = [
 
 class PinsageError(Exception):
     """Base class: a problem the user can fix; the message says what and how."""
+
+    exit_code = 2  # the CLI's exit status for it
 
 
 class ConfigError(PinsageError):
@@ -40,3 +43,13 @@ class TrainingError(PinsageError):
 
     The step is not applied, so the run's latest checkpoint is the last good one.
     """
+
+
+class ClusterError(PinsageError):
+    """The Ray cluster lost a node or worker mid-job; nothing was published.
+
+    Exit status 75 (EX_TEMPFAIL, "try again later"), so a scheduler can tell a
+    rerun that will succeed once the cluster is whole from an input to fix.
+    """
+
+    exit_code = 75

@@ -174,7 +174,7 @@ def _train(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> bool:
     ``execution.ray_address``, the job's cluster under `ray job submit`, else a
     local Ray).
     """
-    from pinsage.eval.job import evaluator
+    from pinsage.eval.job import check_baselines, evaluator
     from pinsage.graph import load_graph
     from pinsage.run import latest_checkpoint, load_checkpoint
     from pinsage.train import train
@@ -187,6 +187,7 @@ def _train(cfg: PipelineConfig, paths: RunRoot, overwrite: bool) -> bool:
             return False
     else:
         shutil.rmtree(paths.run, ignore_errors=True)  # killed before a checkpoint
+    check_baselines(load_graph(paths.graph), cfg.eval.baselines)  # before, not after
     evaluate = None
     if cfg.data.validation_share > 0:
         validation = paths.split / "validation.parquet"

@@ -13,7 +13,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["RAY_LOG_SETTING", "cluster_address", "quiet_ray_loggers", "ray_session"]
+from pinsage.errors import ClusterError
+
+__all__ = [
+    "RAY_LOG_SETTING",
+    "cluster_address",
+    "lost_work_error",
+    "quiet_ray_loggers",
+    "ray_session",
+]
 
 # Local Ray only: keep idle worker processes alive between stages. Ray otherwise kills
 # workers beyond one per CPU within a second, and every shuffle stage then waits
@@ -52,6 +60,60 @@ def cluster_address(address: str | None) -> str | None:
     return address or os.environ.get("RAY_ADDRESS") or None
 
 
+# Ray's errors for work lost with a node or a worker process (not a bug in a task).
+_LOST_WORK = (
+    "ActorDiedError",
+    "ActorUnavailableError",
+    "NodeDiedError",
+    "ObjectLostError",
+    "ObjectReconstructionFailedError",
+    "OwnerDiedError",
+    "WorkerCrashedError",
+    "WorkerHealthCheckFailedError",  # Ray Train: a worker's node stopped answering
+    "WorkerHealthCheckTimeoutError",
+)
+
+
+def lost_work_error(exc: BaseException) -> BaseException | None:
+    """The error in ``exc``'s chain that is Ray losing work with a node or worker.
+
+    None when there is none (the failure is the task's own, or not Ray's).
+    Ray Data re-raises a task's failure wrapped (`RayTaskError`), and when the
+    wrapped error cannot be rebuilt on the driver, only as text
+    (`UnserializableException`), so both the chain's types and that text count;
+    Ray Train reports each worker's failure apart (``worker_failures``).
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ in _LOST_WORK:
+            return seen
+        if type(seen).__name__ == "UnserializableException":
+            return seen if any(name in str(seen) for name in _LOST_WORK) else None
+        for failure in getattr(seen, "worker_failures", {}).values():
+            if (lost := lost_work_error(failure)) is not None:
+                return lost
+        seen = getattr(seen, "cause", None) or seen.__cause__ or seen.__context__
+    return None
+
+
+@contextmanager
+def _cluster_errors() -> Iterator[None]:
+    """Re-raise Ray's lost-node errors as `ClusterError` (rerun), others as they are."""
+    try:
+        yield
+    except Exception as exc:
+        lost = lost_work_error(exc)
+        if lost is None:
+            raise
+        text = str(lost).strip()
+        why = text.splitlines()[-1] if text else type(lost).__name__
+        raise ClusterError(
+            f"the Ray cluster lost a node or worker while the job ran ({why}); "
+            "nothing was published. Rerun once the cluster is whole (`ray status`): "
+            "an embedding job starts over, training resumes from its last checkpoint."
+        ) from exc
+
+
 @contextmanager
 def ray_session(
     address: str | None = None, num_cpus: int | None = None
@@ -71,7 +133,8 @@ def ray_session(
     ray.data.DataContext.get_current().enable_progress_bars = False
     quiet_ray_loggers()
     if ray.is_initialized():
-        yield
+        with _cluster_errors():
+            yield
         return
     address = cluster_address(address)
     if address is not None:
@@ -90,6 +153,7 @@ def ray_session(
         )
     quiet_ray_loggers()  # ray.init configured its loggers again
     try:
-        yield
+        with _cluster_errors():
+            yield
     finally:
         ray.shutdown()

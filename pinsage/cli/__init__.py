@@ -2,8 +2,9 @@
 
 Exit codes: 0 success; 2 bad input or usage (`PinsageError`: one message on stderr,
 no traceback unless --debug) or an environment the user must fix (disk full, no
-permission, read-only or mistyped path: one `error: PATH: cause` line); 1 internal
-error (with traceback).
+permission, read-only or mistyped path: one `error: PATH: cause` line); 75 the Ray
+cluster lost a node mid-job (`ClusterError`: rerun); 1 internal error (with
+traceback).
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def main() -> None:
         if debug:
             raise
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     except OSError as exc:
         message = _environment_error(exc)
         if debug or message is None:

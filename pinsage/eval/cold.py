@@ -7,16 +7,20 @@ part is measured with the ranking of `scored_ranking_metrics` over the whole
 catalogue, unchanged: a user's cold recall@K is the share of their held-out cold items
 found in their top K of all unseen items. Beside it, the cold items' share of all top-K
 slots against their share of the held-out interactions says whether the model
-recommends cold items as often as users engage with them.
+recommends cold items as often as users engage with them. The whole-catalogue figure
+mixes two questions (is a new item placed before the right users, and does it outrank
+the popular warm items those users also want?); the cold-only ranking answers the first
+alone: each user ranks the cold items only (the item cold-start protocol of DropoutNet,
+Heater and CLCRec), so features that carry new items show there even when nothing in
+them says which new item will be popular.
 
-Shape letters: U users (contexts), I items, D embedding, E training interactions,
+Shape letters: U users (contexts), I items, E training interactions,
 E_test held-out interactions, C users in one chunk, K cut-off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
 
 import torch
 from torch import Tensor
@@ -95,8 +99,8 @@ def top_k_share(
 
 
 def cold_start_metrics(
-    user_emb: Tensor,
-    item_emb: Tensor,
+    score: Callable[[Tensor], Tensor],
+    num_items: int,
     train_indptr: Tensor,
     train_indices: Tensor,
     test_indptr: Tensor,
@@ -109,8 +113,10 @@ def cold_start_metrics(
     """recall/NDCG@K on cold and on warm held-out interactions, and cold top-K share.
 
     Args:
-        user_emb: user (context) vectors.
-        item_emb: item vectors, the whole catalogue (cold items included).
+        score: users (C,) int64 -> their scores for every item (C, I), as
+            `scored_ranking_metrics` takes it: the model's dot products or a
+            baseline's.
+        num_items: catalogue size I (cold items included).
         train_indptr: CSR offsets of each user's training items.
         train_indices: training items, CSR order.
         test_indptr: CSR offsets of each user's held-out items.
@@ -124,19 +130,21 @@ def cold_start_metrics(
         the held-out interactions with a cold item), ``cold_top_share@K`` (share of
         the evaluated users' top-K slots holding a cold item), and for each part
         ``cold_``/``warm_`` + ``users``, ``recall@K``, ``ndcg@K`` (as
-        `scored_ranking_metrics`, over the users holding out items of that part).
+        `scored_ranking_metrics`, over the users holding out items of that part),
+        and ``cold_only_`` + the same keys: the held-out cold items against a ranking
+        of the cold items only.
 
-    Shapes: user_emb (U, D), item_emb (I, D), train_indptr (U+1,),
-        train_indices (E,), test_indptr (U+1,), test_indices (E_test,), cold (I,).
+    Shapes: train_indptr (U+1,), train_indices (E,), test_indptr (U+1,),
+        test_indices (E_test,), cold (I,).
     """
-    device = user_emb.device
+    device = train_indices.device
     train = (train_indptr.to(device), train_indices.to(device))
     test_indptr, test_indices = test_indptr.to(device), test_indices.to(device)
     cold = cold.to(device)
     is_cold = cold[test_indices]  # (E_test,)
 
-    def score(users: Tensor) -> Tensor:
-        return user_emb[users] @ item_emb.t()  # (C, I)
+    def score_cold(users: Tensor) -> Tensor:
+        return score(users).masked_fill(~cold, -torch.inf)  # (C, I), warm never ranked
 
     metrics: dict[str, float] = {
         "cold_items": int(cold.sum()),
@@ -144,12 +152,14 @@ def cold_start_metrics(
     }
     users = torch.nonzero(test_indptr.diff() > 0).flatten()  # (V,) evaluated users
     shares = top_k_share(
-        score, item_emb.shape[0], *train, users, cold, ks, chunk_size=chunk_size
+        score, num_items, *train, users, cold, ks, chunk_size=chunk_size
     )
     metrics |= {f"cold_top_share@{k}": share for k, share in shares.items()}
-    rank = partial(scored_ranking_metrics, score, item_emb.shape[0], *train)
-    for part, keep in (("cold", is_cold), ("warm", ~is_cold)):
+    parts = (("cold", score, is_cold), ("warm", score, ~is_cold))
+    for part, scorer, keep in (*parts, ("cold_only", score_cold, is_cold)):
         held = _filter_rows(test_indptr, test_indices, keep)
-        scored = rank(*held, ks, chunk_size=chunk_size)
+        scored = scored_ranking_metrics(
+            scorer, num_items, *train, *held, ks, chunk_size=chunk_size
+        )
         metrics |= {f"{part}_{key}": value for key, value in scored.items()}
     return metrics

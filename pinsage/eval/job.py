@@ -22,6 +22,7 @@ from torch import Tensor
 from pinsage.atomic import write_json
 from pinsage.config import PipelineConfig
 from pinsage.data.contract import InteractionColumns, iter_interactions
+from pinsage.errors import ConfigError
 from pinsage.eval.baselines import baseline_metrics
 from pinsage.eval.cold import cold_item_mask, cold_start_metrics
 from pinsage.eval.metrics import (
@@ -37,7 +38,13 @@ from pinsage.sampler.table import neighborhood_table
 from pinsage.seeding import generator_for
 from pinsage.threads import fit_torch_threads
 
-__all__ = ["evaluate_baselines", "evaluate_run", "evaluator", "read_test_csr"]
+__all__ = [
+    "check_baselines",
+    "evaluate_baselines",
+    "evaluate_run",
+    "evaluator",
+    "read_test_csr",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +78,16 @@ def read_test_csr(path: Path, graph: Graph) -> tuple[Tensor, Tensor, dict]:
     return torch.from_numpy(indptr), torch.from_numpy(itm[order]), counts
 
 
+def check_baselines(graph: Graph, names: Sequence[str]) -> None:
+    """`ConfigError` when a named baseline cannot rank ``graph`` (content: features)."""
+    if "content" in names and not graph.features:
+        raise ConfigError(
+            f"baseline 'content' ranks items by their features, but the graph in "
+            f"{graph.path} has no item features; drop it from --baselines / "
+            "eval.baselines, or build the graph with an items file."
+        )
+
+
 def evaluate_baselines(
     graph: Graph,
     test_file: Path,
@@ -78,8 +95,14 @@ def evaluate_baselines(
     ks: Sequence[int] = (20,),
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
-    """recall/NDCG@K of training-free baselines on ``graph`` (`baseline_metrics`)."""
+    """recall/NDCG@K of training-free baselines on ``graph`` (`baseline_metrics`).
+
+    With cold items in the test file each baseline also reports the cold-start
+    metrics. ``content`` needs item features: `ConfigError` on a graph without.
+    """
+    check_baselines(graph, names)
     test_indptr, test_indices, _ = read_test_csr(test_file, graph)
+    cold = cold_item_mask(graph.csr.item_indptr)
     return baseline_metrics(
         names,
         graph.csr.context_indptr,
@@ -88,6 +111,8 @@ def evaluate_baselines(
         test_indices,
         graph.num_items,
         ks,
+        features=FeatureStore.from_graph(graph) if "content" in names else None,
+        cold=cold if bool(cold[test_indices].any()) else None,
         seed=seed,
     )
 
@@ -136,8 +161,8 @@ def evaluator(
         )
         if with_cold:
             metrics |= cold_start_metrics(
-                z_contexts,
-                z_items,
+                lambda users: z_contexts[users] @ z_items.T,  # (C, I)
+                z_items.shape[0],
                 train_indptr,
                 train_indices,
                 test_indptr,

@@ -19,7 +19,7 @@ __all__ = [
     "MRR_RANK_SCALE",
     "heldout_item_pairs",
     "item_to_item_metrics",
-    "popularity_metrics",
+    "popularity_scorer",
     "popularity_scores",
     "ranking_metrics",
     "scored_ranking_metrics",
@@ -302,51 +302,25 @@ def popularity_scores(train_indices: Tensor, num_items: int) -> Tensor:
     return counts.to(torch.float32)
 
 
-def popularity_metrics(
-    train_indptr: Tensor,
-    train_indices: Tensor,
-    test_indptr: Tensor,
-    test_indices: Tensor,
-    num_items: int,
-    ks: Sequence[int],
-    *,
-    chunk_size: int = 2048,
-) -> dict[str, float]:
-    """`ranking_metrics` of the most-popular baseline: every user ranks by popularity.
+def popularity_scorer(
+    train_indices: Tensor, num_items: int
+) -> Callable[[Tensor], Tensor]:
+    """The most-popular baseline as a scorer: every user ranks by popularity.
 
-    Every user gets the same scores: an item's popularity less
-    ``index / I`` so that equally popular items rank by lower index (a deterministic
-    tie-break that never reorders different counts). Scores are float64 so the
-    tie-break stays exact.
+    Every user gets the same scores: an item's popularity less ``index / I`` so that
+    equally popular items rank by lower index (a deterministic tie-break that never
+    reorders different counts). Scores are float64 so the tie-break stays exact.
 
-    Args:
-        train_indptr: CSR offsets of each user's training items.
-        train_indices: training items, CSR order.
-        test_indptr: CSR offsets of each user's held-out items.
-        test_indices: held-out items, CSR order.
-        num_items: catalogue size I.
-        ks: cut-offs K.
-        chunk_size: users scored at once.
-
-    Returns:
-        The same keys as `ranking_metrics`.
-
-    Shapes: train_indptr (U+1,), train_indices (E,), test_indptr (U+1,),
-        test_indices (E_test,).
+    Shapes: train_indices (E,) -> a scorer mapping users (C,) to (C, I) float64, on
+        ``train_indices``' device.
     """
-    device = train_indices.device
-    order = torch.arange(num_items, device=device, dtype=torch.float64)
+    order = torch.arange(num_items, device=train_indices.device, dtype=torch.float64)
     scores = popularity_scores(train_indices, num_items).double() - order / num_items
-    return scored_ranking_metrics(
-        lambda users: scores.expand(users.numel(), num_items).clone(),  # (C, I)
-        num_items,
-        train_indptr.to(device),
-        train_indices,
-        test_indptr.to(device),
-        test_indices.to(device),
-        ks,
-        chunk_size=chunk_size,
-    )
+
+    def score(users: Tensor) -> Tensor:
+        return scores.expand(users.numel(), num_items).clone()  # (C, I)
+
+    return score
 
 
 def heldout_item_pairs(

@@ -202,6 +202,24 @@ class PinSageModel(nn.Module):
             z = z + skip
         return F.normalize(z, dim=1, eps=NORM_EPS) if self.normalize_output else z
 
+    def embed_cold(self, features: FeatureBatch) -> Tensor:
+        """Items embedded as items without interactions are: from features alone.
+
+        The ID vector and every neighbourhood are left out (an edgeless graph), so
+        this is the vector inference gives a cold item; training can then aim at
+        that path directly (`train.cold_weight`).
+        Shapes: features of N items -> (N, out_dim).
+        """
+        nodes = torch.arange(features.num_items, device=features.items.device)
+        edgeless = Block(
+            nodes, nodes, nodes.new_zeros(2, 0), features.dense.new_zeros(0)
+        )
+        h = self.projector(
+            features, without_id=torch.ones_like(nodes, dtype=torch.bool)
+        )
+        cg = ComputationGraph([edgeless] * self.num_layers)
+        return self.head(*self.convolve(cg, h))
+
     def forward(self, cg: ComputationGraph, features: FeatureBatch) -> Tensor:
         """Embed the seeds of ``cg``: items, or contexts if its top block says so."""
         cold = self._drawn_cold(cg)

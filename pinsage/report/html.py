@@ -218,7 +218,8 @@ def _baselines(data: RunData) -> str:
     head = ["model", *metrics, f"this run's {first} relative to it"]
     note = _note(
         "Training-free baselines ranked on the same graph and test file "
-        "(pinsage.eval.baselines): popularity, cosine item-kNN, GF-CF."
+        "(pinsage.eval.baselines): popularity, cosine item-kNN, GF-CF, and content "
+        "(item-kNN over the item features) where the run asked for it."
     )
     classes = ["ours"] + [""] * len(data.baselines)
     return f"<div><h3>Baselines</h3>{_table(head, rows, classes)}{note}</div>"

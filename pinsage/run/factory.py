@@ -40,7 +40,16 @@ AUTO_COLD_DROPOUT = 0.2
 
 
 def _cold_dropout(cfg: PipelineConfig, graph: Graph) -> float:
-    """``model.cold_dropout`` resolved: None -> `AUTO_COLD_DROPOUT` with features."""
+    """``model.cold_dropout`` resolved: None -> `AUTO_COLD_DROPOUT` with features.
+
+    Both cold-start levers (this and ``train.cold_weight``) need item features.
+    """
+    if cfg.train.cold_weight > 0 and not graph.features:
+        raise ConfigError(
+            f"train.cold_weight is {cfg.train.cold_weight} but the graph {graph.path} "
+            "has no item features to embed an item from; set train.cold_weight to 0, "
+            "or build the graph with an items file."
+        )
     value = cfg.model.cold_dropout
     if value is None:
         return AUTO_COLD_DROPOUT if graph.features else 0.0

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["max_margin_loss", "sampled_softmax_loss"]
+__all__ = ["in_batch_softmax_loss", "max_margin_loss", "sampled_softmax_loss"]
 
 
 def _negative_scores(
@@ -88,4 +88,23 @@ def sampled_softmax_loss(
         logits.append(hard_scores)
     logits = torch.cat(logits, dim=1)  # (B, 1 + R + H)
     target = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
+    return F.cross_entropy(logits, target)
+
+
+def in_batch_softmax_loss(
+    query: Tensor, positive: Tensor, items: Tensor, temperature: float
+) -> Tensor:
+    """Cross-entropy of each pair's positive against the other pairs' positives.
+
+    logits_ij = z_q_i . z_p_j / tau, target j = i; a column holding row i's own item
+    again (the item engaged twice in the minibatch) is masked. The negatives are
+    engaged items, met as often as they are engaged, and are left uncorrected, so
+    popularity cancels: the loss ranks by how well an item suits the query, not by
+    how popular it is.
+    Shapes: query, positive (B, D); items (B,) int64 item of each positive -> scalar.
+    """
+    logits = query @ positive.T / temperature  # (B, B)
+    eye = torch.eye(items.numel(), dtype=torch.bool, device=items.device)
+    logits = logits.masked_fill((items[:, None] == items[None, :]) & ~eye, -torch.inf)
+    target = torch.arange(items.numel(), device=items.device)
     return F.cross_entropy(logits, target)

@@ -7,7 +7,11 @@ from torch import Tensor, nn
 
 from pinsage.config import TrainConfig
 from pinsage.train.batch import TrainBatch
-from pinsage.train.loss import max_margin_loss, sampled_softmax_loss
+from pinsage.train.loss import (
+    in_batch_softmax_loss,
+    max_margin_loss,
+    sampled_softmax_loss,
+)
 
 __all__ = ["BatchLoss", "batch_loss"]
 
@@ -48,13 +52,33 @@ def _pair_loss(
     )
 
 
+def _cold_loss(
+    model: nn.Module,
+    batch: TrainBatch,
+    query: Tensor,
+    positive_pos: Tensor,
+    cfg: TrainConfig,
+) -> Tensor:
+    """`in_batch_softmax_loss` of the queries against their items embedded cold.
+
+    Shapes: query (B, D), positive_pos (B,) seed positions -> scalar.
+    """
+    seeds = batch.items.seeds  # the input items start with the seeds, in order
+    z_cold = model.embed_cold(batch.item_features.first(seeds.numel()))  # (S, D)
+    return in_batch_softmax_loss(
+        query, z_cold[positive_pos], seeds[positive_pos], cfg.temperature
+    )
+
+
 def batch_loss(model: nn.Module, batch: TrainBatch, cfg: TrainConfig) -> Tensor:
     """Item-to-item and/or context-to-item loss of one minibatch (``cfg.objective``)."""
     z_items = model(batch.items, batch.item_features)  # (N_seeds, D)
     negatives = z_items[batch.negative_pos]  # (R, D)
     losses = []
+    cold_query = cold_pos = None  # the pairs the cold-start loss takes
     if batch.contexts is not None:
         z_contexts = model(batch.contexts, batch.context_features)
+        cold_query, cold_pos = z_contexts[batch.context_pos], batch.query_pos
         losses.append(
             _pair_loss(
                 z_contexts[batch.context_pos],
@@ -81,6 +105,12 @@ def batch_loss(model: nn.Module, batch: TrainBatch, cfg: TrainConfig) -> Tensor:
                 cfg,
             )
         )
+        if cold_query is None:
+            cold_query = z_items[batch.query_pos[keep]]
+            cold_pos = batch.positive_pos[keep]
+    if cfg.cold_weight > 0 and cold_query is not None:
+        cold = _cold_loss(model, batch, cold_query, cold_pos, cfg)
+        losses.append(cfg.cold_weight * cold)
     return torch.stack(losses).sum()
 
 

@@ -2,8 +2,21 @@ import numpy as np
 import pytest
 import torch
 
-from pinsage.eval.baselines import baseline_metrics, gfcf_scorer, itemknn_scorer
+from pinsage.errors import ConfigError
+from pinsage.eval.baselines import (
+    baseline_metrics,
+    content_features,
+    content_scorer,
+    gfcf_scorer,
+    itemknn_scorer,
+)
+from pinsage.eval.cold import cold_start_metrics
+from pinsage.eval.job import check_baselines
+from pinsage.features.store import FeatureStore
+from pinsage.graph import load_graph
+from pinsage.graph.feature_columns import FeatureSpec
 from pinsage.graph.spectral import interaction_matrix
+from tests.helpers import to_csr
 
 NUM_USERS, NUM_ITEMS = 40, 30
 
@@ -123,3 +136,117 @@ def test_unknown_baseline_is_refused():
     indptr, indices = random_csr(0, 0.2)
     with pytest.raises(ValueError, match="unknown baselines"):
         baseline_metrics(["svd"], indptr, indices, indptr, indices, NUM_ITEMS, [5])
+
+
+def feature_store(seed: int) -> FeatureStore:
+    """Every kind of feature column, with a few empty bags and a zero vector row."""
+    rng = np.random.default_rng(seed)
+    dense = torch.from_numpy(rng.normal(3.0, 2.0, (NUM_ITEMS, 2))).float()
+    vector = torch.from_numpy(rng.normal(size=(NUM_ITEMS, 4))).float()
+    vector[5] = 0.0
+
+    def bags(width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = rng.integers(0, 4, NUM_ITEMS)
+        values = rng.integers(0, width, lengths.sum())
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        return torch.from_numpy(values), torch.from_numpy(offsets)
+
+    std, mean = torch.std_mean(dense, dim=0, correction=0)
+    return FeatureStore(
+        specs=[
+            FeatureSpec("price", "dense"),
+            FeatureSpec("year", "dense"),
+            FeatureSpec("vec", "vector", 4),
+            FeatureSpec("genre", "categorical", 6),
+            FeatureSpec("title", "text"),
+        ],
+        num_items=NUM_ITEMS,
+        text_buckets=16,
+        dense_names=["price", "year"],
+        dense=dense,
+        dense_mean=mean,
+        dense_std=std,
+        vectors={"vec": vector},
+        categorical={"genre": bags(6)},
+        text={"title": bags(16)},
+    )
+
+
+def reference_content_rows(store: FeatureStore) -> np.ndarray:
+    """X written plainly: unit groups side by side (no dense), then unit rows."""
+
+    def unit(block: np.ndarray) -> np.ndarray:
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        return np.divide(block, norms, out=np.zeros_like(block), where=norms > 0)
+
+    def counts(values, offsets, width):
+        out = np.zeros((NUM_ITEMS, width))
+        for i in range(NUM_ITEMS):
+            for v in values[offsets[i] : offsets[i + 1]].tolist():
+                out[i, v] += 1  # a repeated token counts twice
+        return out
+
+    groups = [
+        store.vectors["vec"].double().numpy(),
+        counts(*store.categorical["genre"], 6),
+        counts(*store.text["title"], 16),
+    ]
+    return unit(np.hstack([unit(g) for g in groups]))
+
+
+def test_content_scores_match_dense_feature_cosine():
+    store = feature_store(5)
+    indptr, indices = random_csr(5, 0.2)
+    r = interaction_matrix(indptr, indices, NUM_ITEMS)
+    x = reference_content_rows(store)
+    np.testing.assert_allclose(content_features(store).toarray(), x, atol=1e-12)
+    users = torch.tensor([0, 2, 9, 39])
+    got = content_scorer(r, content_features(store))(users).numpy()
+    want = (dense_r(indptr, indices) @ x @ x.T)[users.numpy()]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_baselines_report_cold_metrics_of_their_own_scores():
+    store = feature_store(6)
+    indptr, indices = random_csr(6, 0.2)
+    cold = torch.arange(NUM_ITEMS) < 6  # items 0..5: no training interaction
+    train = [
+        [i for i in row.tolist() if i >= 6]
+        for row in indices.split(indptr.diff().tolist())
+    ]
+    indptr, indices = to_csr(train)
+    held = random_csr(7, 0.15)
+    got = baseline_metrics(
+        ["content", "popularity"],
+        indptr,
+        indices,
+        *held,
+        NUM_ITEMS,
+        [5],
+        features=store,
+        cold=cold,
+    )
+    x = reference_content_rows(store)
+    content = torch.from_numpy(dense_r(indptr, indices) @ x @ x.T)
+    want = cold_start_metrics(
+        lambda users: content[users].clone(),
+        NUM_ITEMS,
+        indptr,
+        indices,
+        *held,
+        cold,
+        [5],
+    )
+    for key, value in want.items():
+        assert got["content"][key] == pytest.approx(value, abs=1e-6), key
+    assert got["content"]["cold_only_recall@5"] > 0
+    # Popularity gives cold items no score: they fill no top-5 slot.
+    assert got["popularity"]["cold_top_share@5"] == 0.0
+    assert got["popularity"]["cold_recall@5"] == 0.0
+
+
+def test_content_baseline_needs_item_features(id_graph_dir, graph_dir):
+    with pytest.raises(ConfigError, match="has no item features"):
+        check_baselines(load_graph(id_graph_dir), ["popularity", "content"])
+    check_baselines(load_graph(id_graph_dir), ["popularity", "itemknn", "gfcf"])
+    check_baselines(load_graph(graph_dir), ["content"])  # features: fine

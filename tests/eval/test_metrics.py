@@ -7,9 +7,10 @@ import torch
 from pinsage.eval import (
     heldout_item_pairs,
     item_to_item_metrics,
-    popularity_metrics,
+    popularity_scorer,
     popularity_scores,
     ranking_metrics,
+    scored_ranking_metrics,
 )
 from tests.helpers import to_csr
 
@@ -234,7 +235,9 @@ def test_popularity_baseline():
     # Popularity: item 2 (3), item 1 (2), items 0 and 3 (1 each; tie -> 0 first).
     train = [[2, 1], [2, 1, 0], [2, 3]]
     test = [[0], [3], [1]]
-    got = popularity_metrics(*to_csr(train), *to_csr(test), 4, [1, 2])
+    train_csr = to_csr(train)
+    scorer = popularity_scorer(train_csr[1], 4)
+    got = scored_ranking_metrics(scorer, 4, *train_csr, *to_csr(test), [1, 2])
     # User 0 ranks 0, 3: hit at 0. User 1 ranks 3: hit at 0. User 2 ranks 1, 0: hit.
     assert got == {
         "users": 3,

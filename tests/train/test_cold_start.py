@@ -1,15 +1,22 @@
 """Cold start in training: items without interactions are never negatives, and their
 ID vectors start (and so stay) at zero."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from pinsage.config import ModelConfig, PipelineConfig
 from pinsage.errors import ConfigError
 from pinsage.features import FeatureStore
+from pinsage.graph import load_graph
 from pinsage.run.factory import AUTO_COLD_DROPOUT, build_model
+from pinsage.train import train
+from pinsage.train.batch import make_batch
+from pinsage.train.loss import in_batch_softmax_loss
 from pinsage.train.negatives import negative_distribution, random_negatives
-from tests.helpers import COLD, csr_from_edges, write_tiny_graph
+from pinsage.train.objective import batch_loss
+from tests.helpers import COLD, csr_from_edges, tiny_config, write_tiny_graph
 
 # Items 0..3 engaged (item 3 twice), item 4 never: a catalogue-only, cold item.
 GRAPH = csr_from_edges(5, 3, items=[0, 1, 2, 3, 3], contexts=[0, 0, 1, 1, 2])
@@ -45,8 +52,6 @@ def test_id_rows_of_items_without_interactions_start_at_zero(tmp_path):
 
 
 def test_cold_dropout_auto_and_refused_without_features(graph_dir, id_graph_dir):
-    from pinsage.graph import load_graph
-
     explicit = PipelineConfig(model=ModelConfig(cold_dropout=0.1))
     for path, auto in ((graph_dir, AUTO_COLD_DROPOUT), (id_graph_dir, 0.0)):
         graph = load_graph(path)
@@ -57,3 +62,37 @@ def test_cold_dropout_auto_and_refused_without_features(graph_dir, id_graph_dir)
         else:  # an item seen as cold would have no input at all
             with pytest.raises(ConfigError, match="cold_dropout is 0.1 but the graph"):
                 build_model(explicit, graph, store)
+
+
+@pytest.mark.parametrize("objective", ["context", "item"])
+def test_cold_weight_adds_the_in_batch_loss_of_items_embedded_cold(
+    graph_dir, objective
+):
+    cfg = tiny_config(objective=objective)
+    graph = load_graph(graph_dir)
+    store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
+    b = make_batch(
+        graph.csr, store, cfg.sampler, cfg.train, step=1, epoch=1, negative_probs=None
+    )
+    model = build_model(cfg, graph, store).eval()  # eval: no cold-dropout draws
+    weighted = replace(cfg.train, cold_weight=0.5)
+    extra = batch_loss(model, b, weighted) - batch_loss(model, b, cfg.train)
+    seeds = b.items.seeds
+    if objective == "context":
+        query = model(b.contexts, b.context_features)[b.context_pos]
+        pos = b.query_pos
+    else:
+        query = model(b.items, b.item_features)[b.query_pos[b.item_pair]]
+        pos = b.positive_pos[b.item_pair]
+    cold = model.embed_cold(store.gather(seeds[pos]))  # gathered afresh
+    want = 0.5 * in_batch_softmax_loss(query, cold, seeds[pos], cfg.train.temperature)
+    assert extra.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_cold_weight_trains_and_needs_features(graph_dir, id_graph_dir, tmp_path):
+    cfg = tiny_config(cold_weight=1.0, epochs=1, steps_per_epoch=2)
+    assert train(cfg, graph_dir, tmp_path / "r")["loss"] > 0
+    graph = load_graph(id_graph_dir)
+    store = FeatureStore.from_graph(graph, text_buckets=64)
+    with pytest.raises(ConfigError, match="train.cold_weight is 1.0 but the graph"):
+        build_model(cfg, graph, store)

@@ -3,7 +3,11 @@ import math
 import pytest
 import torch
 
-from pinsage.train.loss import max_margin_loss, sampled_softmax_loss
+from pinsage.train.loss import (
+    in_batch_softmax_loss,
+    max_margin_loss,
+    sampled_softmax_loss,
+)
 
 
 def _data():
@@ -84,3 +88,24 @@ def test_margin_zero_when_positive_wins_by_margin():
     assert sampled_softmax_loss(q, p, n[:1], 1.0).item() == pytest.approx(
         math.log(1 + math.exp(-1))
     )
+
+
+def test_in_batch_softmax_matches_hand_computation_and_masks_repeats():
+    gen = torch.Generator().manual_seed(3)
+    q = torch.randn(4, 3, dtype=torch.double, generator=gen, requires_grad=True)
+    p = torch.randn(4, 3, dtype=torch.double, generator=gen, requires_grad=True)
+    items = torch.tensor([7, 2, 7, 5])  # pairs 0 and 2 engage the same item
+    tau = 0.3
+    got = in_batch_softmax_loss(q, p, items, tau)
+    losses = []
+    for b in range(4):
+        # The other pairs' positives, less another copy of this pair's own item.
+        cols = [j for j in range(4) if j == b or items[j] != items[b]]
+        logits = torch.stack([_dot(q[b], p[j]) / tau for j in cols])
+        losses.append(-_dot(q[b], p[b]) / tau + torch.logsumexp(logits, 0))
+    want = sum(losses) / 4
+    assert got.item() == pytest.approx(want.item(), rel=1e-12)
+    for a, b in zip(
+        torch.autograd.grad(got, (q, p)), torch.autograd.grad(want, (q, p)), strict=True
+    ):
+        torch.testing.assert_close(a, b)
