@@ -123,8 +123,16 @@ def ray_session(
     ``address`` is a cluster's (``"auto"``, ``"ray://host:10001"``; None:
     `cluster_address`'s); with none a local Ray starts with ``num_cpus`` CPUs (None:
     every core). A Ray started here is
-    shut down on exit; one already running is left alone.
+    shut down on exit; one already running is left alone. Work lost with a node
+    or worker is raised as `ClusterError`.
     """
+    with _connected(address, num_cpus), _cluster_errors():
+        yield
+
+
+@contextmanager
+def _connected(address: str | None, num_cpus: int | None) -> Iterator[None]:
+    """`ray_session` without the error translation: Ray up for the block."""
     import ray
     import ray.data
 
@@ -133,8 +141,7 @@ def ray_session(
     ray.data.DataContext.get_current().enable_progress_bars = False
     quiet_ray_loggers()
     if ray.is_initialized():
-        with _cluster_errors():
-            yield
+        yield
         return
     address = cluster_address(address)
     if address is not None:
@@ -153,7 +160,6 @@ def ray_session(
         )
     quiet_ray_loggers()  # ray.init configured its loggers again
     try:
-        with _cluster_errors():
-            yield
+        yield
     finally:
         ray.shutdown()

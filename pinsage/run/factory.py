@@ -39,26 +39,30 @@ __all__ = [
 AUTO_COLD_DROPOUT = 0.2
 
 
-def _cold_dropout(cfg: PipelineConfig, graph: Graph) -> float:
-    """``model.cold_dropout`` resolved: None -> `AUTO_COLD_DROPOUT` with features.
+def _check_features(cfg: PipelineConfig, graph: Graph) -> None:
+    """`ConfigError` when a cold-start lever is on but ``graph`` has no item features.
 
-    Both cold-start levers (this and ``train.cold_weight``) need item features.
+    Both levers embed an item from its features alone, which would have no input.
     """
-    if cfg.train.cold_weight > 0 and not graph.features:
-        raise ConfigError(
-            f"train.cold_weight is {cfg.train.cold_weight} but the graph {graph.path} "
-            "has no item features to embed an item from; set train.cold_weight to 0, "
-            "or build the graph with an items file."
-        )
+    if graph.features:
+        return
+    for key, value in (
+        ("model.cold_dropout", cfg.model.cold_dropout),
+        ("train.cold_weight", cfg.train.cold_weight),
+    ):
+        if value:  # None (auto) and 0 are off here
+            raise ConfigError(
+                f"{key} is {value} but the graph {graph.path} has no item features: "
+                f"an item embedded as cold would have no input at all; set {key} to "
+                "0, or build the graph with an items file."
+            )
+
+
+def _cold_dropout(cfg: PipelineConfig, graph: Graph) -> float:
+    """``model.cold_dropout`` resolved: None -> `AUTO_COLD_DROPOUT` with features."""
     value = cfg.model.cold_dropout
     if value is None:
         return AUTO_COLD_DROPOUT if graph.features else 0.0
-    if value > 0 and not graph.features:
-        raise ConfigError(
-            f"model.cold_dropout is {value} but the graph {graph.path} has no item "
-            "features: an item seen as cold would have no input at all; set "
-            "model.cold_dropout to 0 (or null), or build the graph with an items file."
-        )
     return value
 
 
@@ -71,6 +75,7 @@ def build_model(cfg: PipelineConfig, graph: Graph, store: FeatureStore) -> PinSa
     are drawn as no negatives), so the rows stay zero and such items (cold start) are
     embedded from their features, not from random noise.
     """
+    _check_features(cfg, graph)
     m = cfg.model
     id_embedding = m.id_embedding if m.id_embedding is not None else True
     # The store was tokenised with m.text_buckets; the projector takes its size from it.
