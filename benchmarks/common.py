@@ -6,6 +6,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -150,8 +153,6 @@ def run_peak_pss(
     Returns (stdout, peak KiB, every descendant seen: pid -> start time). Raises
     `subprocess.CalledProcessError` (stderr attached) when ``cmd`` fails.
     """
-    import subprocess
-    import tempfile
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err)
@@ -168,6 +169,22 @@ def run_peak_pss(
         raise subprocess.CalledProcessError(proc.returncode, cmd, stdout, stderr)
     seen.pop(proc.pid, None)
     return stdout, peak, seen
+
+
+def run_json_child(
+    cmd: list[str], interval: float = 0.5
+) -> tuple[dict, int, dict[int, int]]:
+    """`run_peak_pss` of a child whose last stdout line is its JSON result.
+
+    Returns (that result, peak KiB, descendants seen). A failing child's stderr tail
+    goes to ours before `subprocess.CalledProcessError` is raised: its traceback.
+    """
+    try:
+        stdout, peak, seen = run_peak_pss(cmd, interval)
+    except subprocess.CalledProcessError as exc:
+        sys.stderr.write(exc.stderr[-20_000:])
+        raise
+    return json.loads(stdout.strip().splitlines()[-1]), peak, seen
 
 
 LOADER_BATCH = 512

@@ -39,7 +39,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, replace
@@ -51,7 +50,7 @@ from common import (  # noqa: E402
     alive,
     emit,
     machine,
-    run_peak_pss,
+    run_json_child,
     synthetic_graph,
 )
 
@@ -285,12 +284,7 @@ def _measure(what: str, items: int, ray_options: dict | None = None) -> dict:
     """Run one child; its JSON result plus the peak PSS of its process tree."""
     cmd = [sys.executable, __file__, "--one", what, "--items", str(items)]
     cmd += ["--ray-options", json.dumps(ray_options or {})]
-    try:
-        stdout, peak_kib, seen = run_peak_pss(cmd, SAMPLE_INTERVAL)
-    except subprocess.CalledProcessError as exc:
-        sys.stderr.write(exc.stderr[-20_000:])
-        raise
-    result = json.loads(stdout.strip().splitlines()[-1])
+    result, peak_kib, seen = run_json_child(cmd, SAMPLE_INTERVAL)
     result["peak_pss_mib"] = peak_kib / 1024
     result["processes_seen"] = 1 + len(seen)
     # Descendants still running LINGER seconds after the child ended (a Ray left

@@ -78,21 +78,6 @@ class FeatureBatch:
         """Copy every tensor to ``device`` (``non_blocking`` from pinned memory)."""
         return self._apply(lambda t: t.to(device, non_blocking=non_blocking))
 
-    def first(self, count: int) -> FeatureBatch:
-        """The first ``count`` items' features. Shapes: N items -> count items."""
-
-        def bags(b: Bags) -> Bags:
-            end = b.values.numel() if count >= b.offsets.numel() else b.offsets[count]
-            return Bags(b.values[:end], b.offsets[:count])
-
-        return FeatureBatch(
-            items=self.items[:count],
-            dense=self.dense[:count],
-            vectors={k: v[:count] for k, v in self.vectors.items()},
-            categorical={k: bags(b) for k, b in self.categorical.items()},
-            text={k: bags(b) for k, b in self.text.items()},
-        )
-
     def pin_memory(self) -> FeatureBatch:
         """Page-locked copies of every tensor, for overlapping host-to-GPU copies."""
         return self._apply(lambda t: t.pin_memory())

@@ -52,7 +52,9 @@ class TrainBatch:
     items with ``in_batch_negatives``); item_negative_ok and context_negative_ok
     (B, R) False where a shared negative is that objective's positive (the pair's
     positive item, or the context's query item) or the query itself; item_hard_pos,
-    context_hard_pos (B, H), -1 = none.
+    context_hard_pos (B, H), -1 = none. With ``cold_weight``: cold_items (P,) the item
+    of each pair the cold-start loss takes (the context objective's query items, else
+    the item pairs' positives), cold_features their features.
     """
 
     step: int
@@ -70,6 +72,8 @@ class TrainBatch:
     context_negative_ok: Tensor
     item_hard_pos: Tensor
     context_hard_pos: Tensor
+    cold_items: Tensor | None = None
+    cold_features: FeatureBatch | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> TrainBatch:
         """Copy every tensor (and graph, and feature batch) to ``device``."""
@@ -86,6 +90,8 @@ class TrainBatch:
         self.item_features = self.item_features.pin_memory()
         if self.context_features is not None:
             self.context_features = self.context_features.pin_memory()
+        if self.cold_features is not None:
+            self.cold_features = self.cold_features.pin_memory()
         return self
 
 
@@ -258,6 +264,9 @@ def make_batch(
     item_seeds = item_seeds[item_seeds >= 0]
     context_seeds = torch.unique(pairs.contexts)
     hide = _positive_hider(pairs.contexts, pairs.queries, cfg.hide_positives)
+    cold_items = None
+    if cfg.cold_weight > 0:
+        cold_items = pairs.queries if use_contexts else pairs.positives[pairs.item_pair]
     items, contexts = _computation_graphs(
         graph,
         item_seeds,
@@ -287,4 +296,6 @@ def make_batch(
         context_negative_ok=neg_ids.unsqueeze(0) != pairs.queries.unsqueeze(1),
         item_hard_pos=_positions(item_seeds, item_hard),
         context_hard_pos=_positions(item_seeds, context_hard),
+        cold_items=cold_items,
+        cold_features=None if cold_items is None else store.gather(cold_items),
     )

@@ -53,21 +53,15 @@ def _pair_loss(
 
 
 def _cold_loss(
-    model: nn.Module,
-    batch: TrainBatch,
-    query: Tensor,
-    positive_pos: Tensor,
-    cfg: TrainConfig,
+    model: nn.Module, batch: TrainBatch, query: Tensor, cfg: TrainConfig
 ) -> Tensor:
     """`in_batch_softmax_loss` of the queries against their items embedded cold.
 
-    Shapes: query (B, D), positive_pos (B,) seed positions -> scalar.
+    Only the pairs' own items are embedded cold (``batch.cold_features``), not every
+    seed of the item graph. Shapes: query (P, D) -> scalar.
     """
-    seeds = batch.items.seeds  # the input items start with the seeds, in order
-    z_cold = model.embed_cold(batch.item_features.first(seeds.numel()))  # (S, D)
-    return in_batch_softmax_loss(
-        query, z_cold[positive_pos], seeds[positive_pos], cfg.temperature
-    )
+    z_cold = model.embed_cold(batch.cold_features)  # (P, D)
+    return in_batch_softmax_loss(query, z_cold, batch.cold_items, cfg.temperature)
 
 
 def batch_loss(model: nn.Module, batch: TrainBatch, cfg: TrainConfig) -> Tensor:
@@ -75,10 +69,10 @@ def batch_loss(model: nn.Module, batch: TrainBatch, cfg: TrainConfig) -> Tensor:
     z_items = model(batch.items, batch.item_features)  # (N_seeds, D)
     negatives = z_items[batch.negative_pos]  # (R, D)
     losses = []
-    cold_query = cold_pos = None  # the pairs the cold-start loss takes
+    cold_query = None  # the queries of the pairs the cold-start loss takes
     if batch.contexts is not None:
         z_contexts = model(batch.contexts, batch.context_features)
-        cold_query, cold_pos = z_contexts[batch.context_pos], batch.query_pos
+        cold_query = z_contexts[batch.context_pos]
         losses.append(
             _pair_loss(
                 z_contexts[batch.context_pos],
@@ -107,9 +101,8 @@ def batch_loss(model: nn.Module, batch: TrainBatch, cfg: TrainConfig) -> Tensor:
         )
         if cold_query is None:
             cold_query = z_items[batch.query_pos[keep]]
-            cold_pos = batch.positive_pos[keep]
     if cfg.cold_weight > 0 and cold_query is not None:
-        cold = _cold_loss(model, batch, cold_query, cold_pos, cfg)
+        cold = _cold_loss(model, batch, cold_query, cfg)
         losses.append(cfg.cold_weight * cold)
     return torch.stack(losses).sum()
 

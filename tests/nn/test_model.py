@@ -232,24 +232,6 @@ def test_cold_dropout_share(graph, store):
     assert drawn.float().mean().item() == pytest.approx(0.3, abs=0.01)
 
 
-def _same_features(a, b):
-    torch.testing.assert_close(a.items, b.items)
-    torch.testing.assert_close(a.dense, b.dense)
-    for kind in ("vectors", "categorical", "text"):
-        x, y = getattr(a, kind), getattr(b, kind)
-        assert x.keys() == y.keys()
-        for name in x:  # a tensor, or Bags (values, offsets)
-            torch.testing.assert_close(x[name], y[name])
-
-
-def test_feature_batch_first_rows_equal_a_gather_of_them(graph, store):
-    cg = _items(graph, [0, 3, COLD, 6])
-    features = store.gather(cg.input_nodes)
-    n = cg.input_nodes.numel()
-    for count in (1, 4, n):
-        _same_features(features.first(count), store.gather(cg.input_nodes[:count]))
-
-
 def test_embed_cold_is_the_vector_of_an_item_without_interactions(graph, store):
     # A catalogue-only item, embedded by the plain forward (no neighbours, no ID).
     features_only = _model(graph, store).eval()

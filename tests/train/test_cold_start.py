@@ -71,11 +71,11 @@ def test_cold_weight_adds_the_in_batch_loss_of_items_embedded_cold(
     cfg = tiny_config(objective=objective)
     graph = load_graph(graph_dir)
     store = FeatureStore.from_graph(graph, text_buckets=cfg.model.text_buckets)
+    weighted = replace(cfg.train, cold_weight=0.5)
     b = make_batch(
-        graph.csr, store, cfg.sampler, cfg.train, step=1, epoch=1, negative_probs=None
+        graph.csr, store, cfg.sampler, weighted, step=1, epoch=1, negative_probs=None
     )
     model = build_model(cfg, graph, store).eval()  # eval: no cold-dropout draws
-    weighted = replace(cfg.train, cold_weight=0.5)
     extra = batch_loss(model, b, weighted) - batch_loss(model, b, cfg.train)
     seeds = b.items.seeds
     if objective == "context":
