@@ -366,6 +366,28 @@ def _engine_record(engine: str, rs: list[dict], size: int, table_s: float) -> di
     return record
 
 
+def _cost_lines(rates: dict[int, dict[str, float]]) -> dict:
+    """Per engine, seconds = fixed + per-item cost x items.
+
+    The per-item cost is the slope between the two largest sizes (the marginal cost,
+    where the fixed part is smallest beside the rest); the fixed part is what the
+    smallest size took beyond its items at that cost: for Ray, the actors starting
+    and fetching the model, and scheduling, paid whatever the job's size.
+    """
+    lines = {}
+    for engine in {e for by_engine in rates.values() for e in by_engine}:
+        sizes = sorted(n for n in rates if engine in rates[n])
+        if len(sizes) < 2 or engine == "naive":  # naive's rate is on a sample
+            continue
+        seconds = [n / rates[n][engine] for n in sizes]
+        slope = (seconds[-1] - seconds[-2]) / (sizes[-1] - sizes[-2])
+        lines[engine] = {
+            "fixed_seconds": round(seconds[0] - sizes[0] * slope, 2),
+            "us_per_item": round(slope * 1e6, 2),
+        }
+    return {"bench": "embed", "seconds_vs_items": lines, "sizes": sorted(rates)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
@@ -475,6 +497,7 @@ def main() -> None:
         if ratios:
             emit(record)
     if len(sizes) > 1:
+        emit(_cost_lines(rates))
         base = min(sizes)
         emit(
             {

@@ -407,7 +407,7 @@ class EmbedConfig:
     """Bulk inference in `pinsage pipeline` (the options of `pinsage embed`)."""
 
     # auto: local while the graph fits comfortably in memory and no cluster is given,
-    # else ray; ray: map / join / reduce on Ray Data; local: in process.
+    # else ray; ray: map / join / reduce on Ray; local: in process.
     engine: str = "auto"
     contexts: bool = True  # user vectors too: `query --user`, GET /recommend
 

@@ -44,19 +44,33 @@ def cluster():
     two_nodes.shutdown()
 
 
-def _nodes_that_ran(address: str, actor_class: str | None = None) -> set[str]:
-    """The nodes of the cluster's finished tasks (or of its actors of a class)."""
+def _state(address: str, query):
+    """``query()`` of Ray's state API, from a client connected to the cluster."""
     ray.init(address=address, log_to_driver=False)
     try:
-        if actor_class is not None:
-            actors = list_actors(limit=10_000, timeout=60)
-            return {a.node_id for a in actors if actor_class in a.class_name}
-        tasks = list_tasks(
-            filters=[("state", "=", "FINISHED")], limit=10_000, timeout=60
-        )
-        return {t.node_id for t in tasks if t.node_id}
+        return query()
     finally:
         ray.shutdown()
+
+
+def _nodes_that_ran(address: str, actor_class: str | None = None) -> set[str]:
+    """The nodes of the cluster's finished tasks (or of its actors of a class)."""
+    if actor_class is not None:
+        actors = _state(address, lambda: list_actors(limit=10_000, timeout=60))
+        return {a.node_id for a in actors if actor_class in a.class_name}
+    tasks = _state(
+        address,
+        lambda: list_tasks(
+            filters=[("state", "=", "FINISHED")], limit=10_000, timeout=60
+        ),
+    )
+    return {t.node_id for t in tasks if t.node_id}
+
+
+def _actor_ids(address: str, actor_class: str) -> set[str]:
+    """Every actor of the class the cluster has started (alive or not)."""
+    actors = _state(address, lambda: list_actors(limit=10_000, timeout=60))
+    return {a.actor_id for a in actors if a.class_name == actor_class}
 
 
 # One CPU a node and one a worker: on the cluster Ray Train has to place one on each.
@@ -119,10 +133,14 @@ def test_embedding_on_two_nodes_equals_the_local_engine(
         address=cluster.address, batch_size=64, num_partitions=2, join=join
     )
     on_cluster, local = tmp_path / "cluster", tmp_path / "local"
+    before = _actor_ids(cluster.address, "ModelActor")
     manifest = embed(
         run_dir, graph_dir, on_cluster, engine="ray", contexts=True, options=options
     )
     assert manifest.engine == "ray"
+    if join == "broadcast":  # one pool serves every layer: the model fetched twice
+        started = _actor_ids(cluster.address, "ModelActor") - before
+        assert len(started) == options.concurrency == 2
     embed(run_dir, graph_dir, local, engine="local", contexts=True)
     assert_same_embeddings(on_cluster, local, atol=1e-5)
     assert len(_nodes_that_ran(cluster.address)) == NODES

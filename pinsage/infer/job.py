@@ -13,12 +13,9 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-
-import numpy as np
 
 from pinsage.atomic import atomic_dir, file_sha256, publish
 from pinsage.config import EMBED_ENGINES, PipelineConfig
@@ -27,11 +24,7 @@ from pinsage.features import FeatureStore
 from pinsage.graph.store import Graph, load_graph
 from pinsage.infer.local import embed_all
 from pinsage.infer.neighborhoods import write_neighborhoods
-from pinsage.infer.output import (
-    CONTEXTS_DIR,
-    matrix_batches,
-    write_parts,
-)
+from pinsage.infer.output import CONTEXTS_DIR, Batches, matrix_batches, write_parts
 from pinsage.infer.ray_engine import RayOptions, check_supported, embed_ray
 from pinsage.manifests import EmbeddingsManifest
 from pinsage.nn.model import PinSageModel
@@ -46,13 +39,9 @@ log = logging.getLogger(__name__)
 
 ENGINES = EMBED_ENGINES
 # `auto` runs the local engine while its estimate stays under this share of the
-# memory available: Ray's fixed cost (~15 s a job, 21 s to start) dominates small
+# memory available: Ray's fixed cost (~2.5 s a job, 4-5 s to start Ray) dominates small
 # graphs, and the local engine is faster on one machine (docs/inference.md).
 LOCAL_MEMORY_SHARE = 0.25
-
-_Batches = Iterable[
-    tuple[np.ndarray, np.ndarray]
-]  # (node indices (B,), vectors (B, D))
 
 
 class Phases:
@@ -81,7 +70,7 @@ def latest_checkpoint_path(run_dir: Path) -> Path:
 
 
 def _write(
-    tmp: Path, graph: Graph, items: _Batches, contexts: _Batches | None
+    tmp: Path, graph: Graph, items: Batches, contexts: Batches | None
 ) -> tuple[int, int, int | None]:
     """Write the item (and context) parts; return (items, dim, contexts or None)."""
     count, dim = write_parts(tmp, "item", graph.item_ids, items)
@@ -114,13 +103,6 @@ def _run_local(
     counts = _write(tmp, graph, matrix_batches(z_items.numpy()), ctx)
     phases.done("write")
     return counts
-
-
-def _dataset_batches(ds) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Stream a {node, z} Ray dataset to the driver one block at a time."""
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        z = batch["z"].combine_chunks()
-        yield batch["node"].to_numpy(), z.flatten().to_numpy().reshape(len(z), -1)
 
 
 def _run_ray(
@@ -160,8 +142,7 @@ def _run_ray(
             options=options,
         )
         phases.done("layers")
-        ctx = None if z_contexts is None else _dataset_batches(z_contexts)
-        counts = _write(tmp, graph, _dataset_batches(z_items), ctx)
+        counts = _write(tmp, graph, z_items, z_contexts)
     shutil.rmtree(scratch)
     phases.done("write")
     return counts

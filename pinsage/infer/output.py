@@ -25,6 +25,7 @@ from pinsage.errors import DataError
 
 __all__ = [
     "CONTEXTS_DIR",
+    "Batches",
     "ROWS_PER_PART",
     "matrix_batches",
     "read_embeddings",
@@ -34,10 +35,10 @@ __all__ = [
 CONTEXTS_DIR = "contexts"
 ROWS_PER_PART = 262_144  # 64 MiB of 64-dim float32 per part: few files, small reads
 
+Batches = Iterable[tuple[np.ndarray, np.ndarray]]  # node indices (B,), vectors (B, D)
 
-def matrix_batches(
-    matrix: np.ndarray, rows: int = ROWS_PER_PART
-) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+
+def matrix_batches(matrix: np.ndarray, rows: int = ROWS_PER_PART) -> Batches:
     """(node indices, vectors) slices of a matrix whose row r is node r.
 
     Shapes: matrix (N, D) -> ((B,) int64, (B, D)) pieces of ``rows`` rows.
@@ -60,7 +61,7 @@ def write_parts(
     folder: Path,
     key: str,
     ids: pa.Array,
-    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    batches: Batches,
 ) -> tuple[int, int]:
     """Write one part per batch of (node indices, vectors); return (rows, dim).
 

@@ -1,33 +1,34 @@
-"""The Ray engine: DESIGN.md's map / join / reduce per layer on Ray Data.
+"""The Ray engine: DESIGN.md's map / join / reduce per layer, on Ray.
 
 Layer k, over all items at once:
 
-    map:    m = Message_k(h)                        actor pool, batches of items
+    map:    m = Message_k(h)                        model actors, batches of items
     join:   (dst, src, alpha) ⋈ m on src
     reduce: group by dst: n_u = Σ alpha m_src
     update: h' = Update_k(h ⟕ n on node)            no neighbours -> n = 0
 
 The join runs one of two ways (``RayOptions.join``), as a SQL engine would choose:
 
-- ``broadcast`` (a map-side join): the messages, one row per node, go to the object
-  store as one matrix; each task takes whole parts of the table (all rows of a range
-  of destinations, as they were written), gathers its sources' rows and pools them
-  (`Gather`). Nothing is shuffled: a layer moves N x width floats, not E x width.
-- ``shuffle``: Ray Data's hash join of the table with the messages on ``src``, a hash
-  partition on ``dst`` and one vectorised pool per partition, then a left join with
-  every destination. It moves E = N x T message copies through the object store, and
-  it is the path for catalogues whose messages do not fit in one node's memory.
+- ``broadcast`` (a map-side join, `ray_pool`): the messages, one row per node, go to
+  the object store as one matrix; each call takes one part of the table (all rows of
+  a range of destinations, as they were written), gathers its sources' rows and pools
+  them (`Gather`). Nothing is shuffled: a layer moves N x width floats, not E x width.
+  One pool of model actors serves every layer of the job.
+- ``shuffle`` (here, on Ray Data): a hash join of the table with the messages on
+  ``src``, a hash partition on ``dst`` and one vectorised pool per partition, then a
+  left join with every destination. It moves E = N x T message copies through the
+  object store, and it is the path for catalogues whose messages do not fit in one
+  node's memory.
 
 ``auto`` broadcasts when the broadcast matrices fit in ``broadcast_limit_mb``.
 
-Layer k's update and layer k+1's map run in one pass (one `Chain` per batch), and that
-pass is materialised before anything reads it, so every node's layer-k vector is
-computed once. The last item layer applies the head. The context layer mirrors
-`embed_all`: ``context_conv`` messages of the last-but-one item vectors (computed in
-the same pass as those vectors), joined with the context table, updated with the
-model's context input as destination, then the head. The model goes to the object
-store once and each actor fetches it once (see `stages`). The same code runs on a local
-Ray started in-process or on a cluster (``RayOptions.address``).
+Either way layer k's update and layer k+1's map run in one pass (a `Chain` of stages
+per batch), and that pass is complete before anything reads it, so every node's
+layer-k vector is computed once. The last item layer applies the head. The context
+layer mirrors `embed_all`: ``context_conv`` messages of the last-but-one item vectors
+(computed in the same pass as those vectors), joined with the context table, updated
+with the model's context input as destination, then the head. The same code runs on a
+local Ray started in-process or on a cluster (``RayOptions.address``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -47,18 +49,16 @@ from tqdm.auto import tqdm
 
 from pinsage.errors import ConfigError
 from pinsage.features import FeatureStore
-from pinsage.infer.neighborhoods import part_ranges
+from pinsage.infer.output import Batches, matrix_batches
+from pinsage.infer.ray_pool import embed_broadcast
 from pinsage.infer.stages import (
     Chain,
-    Gather,
-    Message,
     Project,
     Update,
+    message_steps,
     message_width,
     pool,
-    to_matrix,
 )
-from pinsage.nn.conv import PinSageConv
 from pinsage.nn.model import PinSageModel
 
 __all__ = [
@@ -85,7 +85,8 @@ class RayOptions:
         address: a Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``);
             None starts a local Ray in-process.
         num_cpus: CPUs of the local Ray; None uses every core.
-        concurrency: model actors per map stage.
+        concurrency: model actors: the job's one pool (broadcast join), or each map
+            stage's (shuffle join).
         batch_size: rows per model call in the map stages.
         num_partitions: hash partitions of every join and group-by; more partitions
             mean smaller ones (less memory per reduce task).
@@ -138,11 +139,7 @@ def check_supported(model: PinSageModel) -> None:
 
 
 def _model_map(
-    ds: Dataset,
-    model_box: list,
-    steps: list,
-    options: RayOptions,
-    batch_size: int | None = None,
+    ds: Dataset, model_box: list, steps: list, options: RayOptions
 ) -> Dataset:
     """Model stages (a `Chain` of ``steps``) over ``ds`` on actors; materialised.
 
@@ -157,7 +154,7 @@ def _model_map(
         Chain,
         fn_constructor_args=(model_box, steps),
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=options.concurrency),
-        batch_size=batch_size or options.batch_size,
+        batch_size=options.batch_size,
         batch_format="pyarrow",
         num_cpus=1,
     ).materialize()
@@ -205,64 +202,6 @@ def _with_pooled(dst: Dataset, pooled: Dataset, options: RayOptions) -> Dataset:
     ).materialize()
 
 
-def _matrices(ds: Dataset, widths: dict[str, int], count: int) -> dict[str, np.ndarray]:
-    """Columns of a {node, ...} dataset as (count, width) matrices, row = node."""
-    out = {column: np.zeros((count, w), np.float32) for column, w in widths.items()}
-    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-        node = batch["node"].to_numpy()
-        for column, matrix in out.items():
-            matrix[node] = to_matrix(batch[column], matrix.shape[1])
-    return out
-
-
-def _parts(folder: Path, num_nodes: int) -> Dataset:
-    """{part, start, stop}: one row (and block) per neighbourhood part; stored."""
-    rows = [
-        {"part": path, "start": start, "stop": stop}
-        for path, start, stop in part_ranges(folder, num_nodes)
-    ]
-    return ray.data.from_items(rows, override_num_blocks=len(rows)).materialize()
-
-
-def _reduced(
-    rows: Path,
-    num_dst: int,
-    sources: Dataset,
-    column: str,
-    conv: PinSageConv,
-    *,
-    items: bool,
-    width: int,
-    kind: str,
-    num_sources: int,
-    broadcast: bool,
-    options: RayOptions,
-) -> tuple[Dataset, list, int]:
-    """Join + reduce of one layer: what `Update` maps over, and how.
-
-    ``rows`` is a folder of neighbourhood parts of ``num_dst`` destinations, items
-    (whose own ``h`` is in ``sources``) or contexts; ``sources`` holds the messages
-    in ``column``, ``width`` wide (`message_width`). Returns the dataset, the stages
-    to run before `Update` on each batch of it, and the batch size.
-    """
-    if broadcast:
-        widths = {column: width, **({"h": conv.dst_dim} if items else {})}
-        mats = _matrices(sources, widths, num_sources)
-        inputs = [ray.put(mats["h"])] if items else None
-        gather = (Gather, (kind, [ray.put(mats[column])], inputs))
-        return _parts(rows, num_dst), [gather], 1  # one part (CHUNK nodes) a call
-    pooled = _pooled(
-        ray.data.read_parquet(str(rows)),
-        sources,
-        column,
-        kind,
-        width,
-        options,
-    )
-    dst = sources.select_columns(["node", "h"]) if items else _nodes(num_dst, options)
-    return _with_pooled(dst, pooled, options), [], options.batch_size
-
-
 def _nodes(count: int, options: RayOptions) -> Dataset:
     """{node} for nodes ``0..count-1``, one block per map batch; materialised."""
     blocks = max(1, math.ceil(count / options.batch_size))
@@ -275,17 +214,6 @@ def _broadcasts(model: PinSageModel, store: FeatureStore, options: RayOptions) -
     widest = max(conv.dst_dim + conv.hidden_dim for conv in model.convs)
     fits = store.num_items * widest * 4 <= options.broadcast_limit_mb * 1e6
     return options.join == "broadcast" or (options.join == "auto" and fits)
-
-
-def _message_steps(k: int, num_layers: int, contexts: bool) -> list:
-    """The stages that follow h^k: its layer-k messages (h^k feeds convs[k]).
-
-    From h^(K-1) also the context layer's messages, when contexts are embedded.
-    """
-    steps = [(Message, (k,))] if k < num_layers else []
-    if contexts and k == num_layers - 1:
-        steps.append((Message, (None, "m_context")))
-    return steps
 
 
 class _LayerClock:
@@ -301,6 +229,79 @@ class _LayerClock:
         self.bar.update()
 
 
+def _shuffle_layer(
+    rows: Path,
+    sources: Dataset,
+    column: str,
+    *,
+    items: bool,
+    num_dst: int,
+    width: int,
+    kind: str,
+    options: RayOptions,
+) -> Dataset:
+    """Join + reduce of one layer on Ray Data: what `Update` maps over.
+
+    ``rows`` is a folder of neighbourhood parts of ``num_dst`` destinations, items
+    (whose own ``h`` is in ``sources``) or contexts; ``sources`` holds the messages
+    in ``column``, ``width`` wide (`message_width`).
+    """
+    pooled = _pooled(
+        ray.data.read_parquet(str(rows)), sources, column, kind, width, options
+    )
+    dst = sources.select_columns(["node", "h"]) if items else _nodes(num_dst, options)
+    return _with_pooled(dst, pooled, options)
+
+
+def _embed_shuffle(
+    model: PinSageModel,
+    store: FeatureStore,
+    item_rows: Path,
+    context_rows: Path | None,
+    *,
+    num_contexts: int,
+    options: RayOptions,
+    done: Callable[[str], None],
+) -> tuple[Dataset, Dataset | None]:
+    """`embed_ray` with Ray Data's hash joins: materialised {node, z} datasets."""
+    model_box = [ray.put(model)]
+    num_layers, with_contexts = len(model.convs), context_rows is not None
+    layer = partial(_shuffle_layer, kind=model.aggregator, options=options)
+    after, _ = message_steps(model, 0, with_contexts)
+    steps = [(Project, ([ray.put(store)],)), *after]
+    h = _model_map(_nodes(store.num_items, options), model_box, steps, options)
+    done("input projection")
+    for k in range(num_layers):
+        below_top = h  # {node, h^k, m, ...}; after the loop, h^(K-1)'s
+        width = message_width(model, k)
+        dst = layer(item_rows, h, "m", items=True, num_dst=store.num_items, width=width)
+        after, _ = message_steps(model, k + 1, with_contexts)
+        steps = [(Update, (k, k == num_layers - 1)), *after]
+        h = _model_map(dst, model_box, steps, options)
+        done(f"item layer {k + 1} of {num_layers}")
+    if context_rows is None:
+        return h, None
+    width = message_width(model, None)
+    dst = layer(
+        context_rows,
+        below_top,
+        "m_context",
+        items=False,
+        num_dst=num_contexts,
+        width=width,
+    )
+    z_contexts = _model_map(dst, model_box, [(Update, (None, True))], options)
+    done("context layer")
+    return h, z_contexts
+
+
+def _dataset_batches(ds: Dataset) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stream a {node, z} dataset to the driver one block at a time."""
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        z = batch["z"].combine_chunks()
+        yield batch["node"].to_numpy(), z.flatten().to_numpy().reshape(len(z), -1)
+
+
 def embed_ray(
     model: PinSageModel,
     store: FeatureStore,
@@ -309,61 +310,33 @@ def embed_ray(
     *,
     num_contexts: int,
     options: RayOptions,
-) -> tuple[Dataset, Dataset | None]:
+) -> tuple[Batches, Batches | None]:
     """Final embeddings of every item (and every context with ``context_rows``).
 
     ``item_rows`` / ``context_rows`` are folders of neighbourhood Parquet parts
-    (`write_neighborhoods`). Ray must be initialised.
-    Returns materialised datasets {node, z (out_dim)}: all items, and all contexts.
+    (`write_neighborhoods`). Ray must be initialised, and the batches must be read
+    before it stops. Returns (node indices (B,), vectors (B, out_dim)) batches: of
+    every item, and of every context.
     """
     check_supported(model)
     model.eval()
-    model_box = [ray.put(model)]
-    num_layers, with_contexts = len(model.convs), context_rows is not None
     broadcast = _broadcasts(model, store, options)
     log.info("ray engine: %s join", "broadcast" if broadcast else "shuffle")
-    reduced = partial(
-        _reduced,
-        kind=model.aggregator,
-        num_sources=store.num_items,
-        broadcast=broadcast,
-        options=options,
-    )
-    clock = _LayerClock(1 + num_layers + with_contexts)
+    clock = _LayerClock(1 + len(model.convs) + (context_rows is not None))
+    inputs = (model, store, item_rows, context_rows)
     with clock.bar:
-        steps = [(Project, ([ray.put(store)],))]
-        steps += _message_steps(0, num_layers, with_contexts)
-        h = _model_map(_nodes(store.num_items, options), model_box, steps, options)
-        clock.done("input projection")
-        for k in range(num_layers):
-            below_top = h  # {node, h^k, m, ...}; after the loop, h^(K-1)'s
-            width = message_width(model, k)
-            dst, lead, batch = reduced(
-                item_rows,
-                store.num_items,
-                h,
-                "m",
-                model.convs[k],
-                items=True,
-                width=width,
+        if broadcast:
+            z_items, z_contexts = embed_broadcast(
+                *inputs,
+                num_contexts=num_contexts,
+                concurrency=options.concurrency,
+                batch_size=options.batch_size,
+                done=clock.done,
             )
-            steps = [*lead, (Update, (k, k == num_layers - 1))]
-            steps += _message_steps(k + 1, num_layers, with_contexts)
-            h = _model_map(dst, model_box, steps, options, batch)
-            clock.done(f"item layer {k + 1} of {num_layers}")
-        if not with_contexts:
-            return h, None
-        width = message_width(model, None)
-        dst, lead, batch = reduced(
-            context_rows,
-            num_contexts,
-            below_top,
-            "m_context",
-            model.context_conv,
-            items=False,
-            width=width,
+            contexts = None if z_contexts is None else matrix_batches(z_contexts)
+            return matrix_batches(z_items), contexts
+        ds_items, ds_contexts = _embed_shuffle(
+            *inputs, num_contexts=num_contexts, options=options, done=clock.done
         )
-        steps = [*lead, (Update, (None, True))]
-        z_contexts = _model_map(dst, model_box, steps, options, batch)
-        clock.done("context layer")
-    return h, z_contexts
+    contexts = None if ds_contexts is None else _dataset_batches(ds_contexts)
+    return _dataset_batches(ds_items), contexts

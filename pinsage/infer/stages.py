@@ -15,6 +15,7 @@ pooled neighbourhoods, ``z`` final embeddings.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ __all__ = [
     "Project",
     "Update",
     "from_matrix",
+    "message_steps",
     "message_width",
     "pool",
     "to_matrix",
@@ -114,6 +116,25 @@ def message_width(model: PinSageModel, layer: int | None) -> int:
     return conv.hidden_dim + (conv.in_dim if _carries_inputs(model, layer) else 0)
 
 
+def message_steps(
+    model: PinSageModel, k: int, contexts: bool
+) -> tuple[list[tuple[type, tuple]], dict[str, int]]:
+    """The stages that follow h^k, and the columns (name: width) they append.
+
+    h^k feeds ``convs[k]``, so its layer-k messages (``m``) follow it while k < K;
+    from h^(K-1) also the context layer's (``m_context``), when contexts are embedded.
+    """
+    steps: list[tuple[type, tuple]] = []
+    columns: dict[str, int] = {}
+    if k < len(model.convs):
+        steps.append((Message, (k,)))
+        columns["m"] = message_width(model, k)
+    if contexts and k == len(model.convs) - 1:
+        steps.append((Message, (None, "m_context")))
+        columns["m_context"] = message_width(model, None)
+    return steps, columns
+
+
 class Message:
     """Messages ``m_v = ReLU(Q_k h_v + q_k)`` of layer ``layer`` (None: context layer).
 
@@ -158,6 +179,17 @@ def pool(block: pa.Table, kind: str, width: int) -> pa.Table:
     )
 
 
+def _read_only_tensor(array: np.ndarray) -> torch.Tensor:
+    """A read-only array (Ray's zero-copy view of a shared object) as a tensor.
+
+    No copy: the tensor is only read (gathered from), so the writability torch warns
+    about does not matter. Shapes: any -> the same.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
 class Gather:
     """Join + reduce of whole node ranges against broadcast messages (map-side join).
 
@@ -179,7 +211,7 @@ class Gather:
         inputs_box: list | None = None,
     ) -> None:
         self.kind = kind
-        self.messages: np.ndarray = _unbox(messages_box)  # (N_src, width), read-only
+        self.messages = _read_only_tensor(_unbox(messages_box))  # (N_src, width)
         self.inputs: np.ndarray | None = (
             None if inputs_box is None else _unbox(inputs_box)
         )
@@ -196,12 +228,12 @@ class Gather:
 
     def _range(self, part: str, start: int, stop: int) -> pa.Table:
         rows = pq.read_table(part)
-        src = rows["src"].to_numpy()  # (E,)
-        m = torch.from_numpy(np.take(self.messages, src, axis=0))  # (E, width)
+        src = torch.from_numpy(rows["src"].to_numpy())  # (E,)
         local = torch.from_numpy(rows["dst"].to_numpy() - start)  # (E,)
         alpha = torch.from_numpy(rows["alpha"].to_numpy())  # (E,)
-        edge_index = torch.stack([torch.arange(local.numel()), local])  # (2, E)
-        n = aggregate(m, edge_index, alpha, stop - start, self.kind)  # (B, width)
+        edge_index = torch.stack([src, local])  # (2, E)
+        # (B, width); aggregate gathers the sources' rows itself, in one pass
+        n = aggregate(self.messages, edge_index, alpha, stop - start, self.kind)
         out = {"node": pa.array(np.arange(start, stop, dtype=np.int64))}
         if self.inputs is not None:
             out["h"] = from_matrix(self.inputs[start:stop])
@@ -254,8 +286,8 @@ class Chain:
     """
 
     def __init__(self, model_box: list, steps: list[tuple[type, tuple]]) -> None:
-        model: PinSageModel = _unbox(model_box).eval()
-        self.steps = [stage(model, *args) for stage, args in steps]
+        self.model: PinSageModel = _unbox(model_box).eval()
+        self.steps = [stage(self.model, *args) for stage, args in steps]
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         """Run every step on ``batch``."""

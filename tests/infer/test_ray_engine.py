@@ -169,7 +169,8 @@ def _model_actors() -> list[int]:
             title = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"MapBatches(Chain)" in title and _descends_from_us(int(proc.name)):
+        ours = b"MapBatches(Chain)" in title or b"ray::ModelActor" in title
+        if ours and _descends_from_us(int(proc.name)):
             found.append(int(proc.name))
     return found
 
