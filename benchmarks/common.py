@@ -13,10 +13,31 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-CACHE = Path(__file__).resolve().parents[1] / ".bench"
+# Resolved, so that a tree whose .bench is a link names cached files as every other does
+# (a graph's manifest records its inputs' paths).
+CACHE = (Path(__file__).resolve().parents[1] / ".bench").resolve()
 # The generator's structure before overlapping interests and sub-clusters: every
 # synthetic benchmark keeps it, so that its published figures stay comparable.
 ONE_CLUSTER_EACH = {"interests": 1, "subclusters": 1, "in_subcluster": 0.0}
+
+
+def reset_peak_rss() -> int:
+    """Reset this process's RSS high-water mark (Linux); return its RSS now, KiB.
+
+    Called after the imports: torch alone outweighs a small stage's own memory.
+    """
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kib("VmRSS:")
+
+
+def peak_rss_kib() -> int:
+    """This process's RSS high-water mark since `reset_peak_rss`, KiB."""
+    return _status_kib("VmHWM:")
+
+
+def _status_kib(key: str) -> int:
+    lines = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in lines if line.startswith(key))
 
 
 def machine() -> dict:

@@ -25,23 +25,17 @@ EDGES_PER_ITEM, EDGES_PER_USER = 25, 50
 _CHILD = """
 import json, sys, time
 from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from common import peak_rss_kib, reset_peak_rss
 from pinsage.graph import build_graph
 
-def status(key):
-    for line in open("/proc/self/status"):
-        if line.startswith(key):
-            return int(line.split()[1])  # KiB
-
-# Reset the high-water mark after the imports (torch alone peaks above a small build).
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-base = status("VmRSS:")
+base = reset_peak_rss()
 t0 = time.perf_counter()
 m = build_graph(Path(sys.argv[1]), Path(sys.argv[2]))
 seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "peak_kib": status("VmHWM:"),
-                  "baseline_kib": base, "sort_seconds": m["sort_seconds"],
-                  "num_edges": m["num_edges"]}))
+print(json.dumps({"seconds": seconds, "peak_kib": peak_rss_kib(),
+                  "baseline_kib": base, "sort_seconds": m.sort_seconds,
+                  "num_edges": m.num_edges}))
 """
 
 
@@ -87,6 +81,7 @@ def main() -> None:
                 _CHILD,
                 str(data / "interactions.parquet"),
                 str(out),
+                str(Path(__file__).resolve().parent),  # for `common`
             ],
             capture_output=True,
             text=True,

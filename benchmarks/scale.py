@@ -53,7 +53,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, emit, machine, run_json_child  # noqa: E402
+from common import (  # noqa: E402
+    CACHE,
+    emit,
+    machine,
+    peak_rss_kib,
+    reset_peak_rss,
+    run_json_child,
+)
 
 from pinsage.atomic import atomic_dir, publish  # noqa: E402
 from pinsage.config import (  # noqa: E402
@@ -305,20 +312,13 @@ STAGES = {
 }
 
 
-def _status_kib(key: str) -> int:
-    lines = Path("/proc/self/status").read_text().splitlines()
-    return next(int(line.split()[1]) for line in lines if line.startswith(key))
-
-
 def _child(stage: str, job: Job) -> None:
     """Run one stage; print its seconds, memory and figures as one JSON line."""
-    # Reset the high-water mark after the imports: torch alone outweighs a small stage.
-    Path("/proc/self/clear_refs").write_text("5")
-    baseline = _status_kib("VmRSS:")
+    baseline = reset_peak_rss()
     t0 = time.perf_counter()
     figures = STAGES[stage].run(job)
     seconds = time.perf_counter() - t0
-    result = {"seconds": seconds, "peak_kib": _status_kib("VmHWM:")}
+    result = {"seconds": seconds, "peak_kib": peak_rss_kib()}
     result |= {"baseline_kib": baseline, "figures": figures}
     print(json.dumps(result), flush=True)
 

@@ -17,9 +17,9 @@ from pinsage.index import Index
 from pinsage.index.build import IDS_FILE, VECTORS_FILE, recall_at
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "scale.py"
-# Fixed costs set this test's time (65 s on one core at 10k items, 77 s at 20k): the
-# IVF-PQ build takes ~30 s at any size (~27 s of it FAISS's polysemous PQ training)
-# and each of 7 fresh processes 2.5-3.5 s of imports; every stage past them is ~1 s.
+# Fixed costs set this test's time (about 70 s on 2 busy cores at 10k items): each of
+# 7 fresh processes takes 2.5-3.5 s of imports, and FAISS's IVF-PQ training a few
+# seconds at any size; every stage past them is about 1 s.
 ITEMS = 10_000
 STAGES = ("generate", "graph", "run", "table", "embed", "index")
 RECALL_BOUND = 0.9  # the build tunes its search for recall@10 >= 0.95

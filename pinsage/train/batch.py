@@ -87,11 +87,10 @@ class TrainBatch:
 
     def pin_memory(self) -> TrainBatch:
         """Page-lock the feature tensors so host-to-GPU copies can overlap compute."""
-        self.item_features = self.item_features.pin_memory()
-        if self.context_features is not None:
-            self.context_features = self.context_features.pin_memory()
-        if self.cold_features is not None:
-            self.cold_features = self.cold_features.pin_memory()
+        for name in ("item_features", "context_features", "cold_features"):
+            features = getattr(self, name)
+            if features is not None:
+                setattr(self, name, features.pin_memory())
         return self
 
 
