@@ -17,7 +17,8 @@ index and measures recall@20 of `Index.recommend`, which must match the evaluati
 
     python benchmarks/quality.py [--dataset gowalla|synthetic|movielens-like]
         [--data DIR] [--config FILE] [--set section.key=value ...]
-        [--epochs N] [--steps N] [--seeds N] [--ablation [--only VARIANT ...]]
+        [--epochs N] [--steps N] [--seeds N] [--first-seed S]
+        [--ablation [--only VARIANT ...]]
         [--served] [--no-baselines] [--selection | --refit] [--data-seed S]
 
 ``--selection`` is for choosing a setting: it trains and reports the validation
@@ -212,7 +213,13 @@ def main() -> None:
     parser.add_argument(
         "--steps", type=int, default=None, help="override steps_per_epoch"
     )
-    parser.add_argument("--seeds", type=int, default=1, help="train seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, default=1, help="this many train seeds")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="train seeds S..S+N-1 (to add seeds to an earlier run)",
+    )
     parser.add_argument(
         "--data-seed", type=int, default=0, help="movielens-like: the files' seed"
     )
@@ -255,7 +262,8 @@ def main() -> None:
     for name, variant in variants.items():
         if args.only and name not in args.only:
             continue
-        records = [run_variant(variant, name, seed, args) for seed in range(args.seeds)]
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        records = [run_variant(variant, name, seed, args) for seed in seeds]
         for record in records:
             emit(record)
         if not baselines_done:

@@ -92,7 +92,9 @@ def _convolve(
     """
     sources = conv.sources(h_src)  # each source's terms, once
     rows = max(1, CHUNK_EDGES // max(1, table.ids.shape[1]))
-    out: Tensor | None = None  # filled in place: no second copy of the layer at the end
+    width = conv.out_dim if top is None else top.out_dim
+    # filled in place, not concatenated: no second copy of the layer at the end
+    out = h_src.new_empty((table.ids.shape[0], width))
     progress = ProgressLog(log, "embedding layer", table.ids.shape[0], unit="nodes")
     for lo in range(0, table.ids.shape[0], rows):
         progress.update(lo)
@@ -105,7 +107,5 @@ def _convolve(
         h = conv.combine(sources, dst, e, w)
         if top is not None:
             h = top.head(h, top.skip(block, h_src, dst, e, w))
-        if out is None:
-            out = h.new_empty((table.ids.shape[0], h.shape[1]))
         out[lo : lo + len(h)] = h
     return out
