@@ -123,7 +123,8 @@ def embed_broadcast(
     """
     num_items, num_layers = store.num_items, len(model.convs)
     with_contexts = context_rows is not None
-    actors = [ModelActor.remote([ray.put(model)]) for _ in range(concurrency)]
+    model_box = [ray.put(model)]  # one copy in the object store for every actor
+    actors = [ModelActor.remote(model_box) for _ in range(concurrency)]
     run = _Round(ActorPool(actors))
     after, columns = message_steps(model, 0, with_contexts)
     steps = [(Project, ([ray.put(store)],)), *after]
