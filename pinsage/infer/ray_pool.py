@@ -23,6 +23,7 @@ not change its output; what an actor returns is fetched by the driver as it arri
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -85,23 +86,18 @@ def _part_batches(folder: Path, count: int) -> list[pa.Table]:
     ]
 
 
-class _Round:
-    """Calls of one set of stages over batches, spread over the pool's actors."""
-
-    def __init__(self, pool: ActorPool) -> None:
-        self.pool = pool
-
-    def __call__(
-        self,
-        steps: list[tuple[type, tuple]],
-        batches: list[pa.Table],
-        widths: dict[str, int],
-        count: int,
-    ) -> dict[str, np.ndarray]:
-        results = self.pool.map_unordered(
-            lambda actor, batch: actor.run.remote(steps, batch), batches
-        )
-        return _collect(results, widths, count)
+def _run_round(
+    pool: ActorPool,
+    steps: list[tuple[type, tuple]],
+    batches: list[pa.Table],
+    widths: dict[str, int],
+    count: int,
+) -> dict[str, np.ndarray]:
+    """One set of stages over ``batches``, spread over the pool's actors; collected."""
+    results = pool.map_unordered(
+        lambda actor, batch: actor.run.remote(steps, batch), batches
+    )
+    return _collect(results, widths, count)
 
 
 def embed_broadcast(
@@ -125,7 +121,7 @@ def embed_broadcast(
     with_contexts = context_rows is not None
     model_box = [ray.put(model)]  # one copy in the object store for every actor
     actors = [ModelActor.remote(model_box) for _ in range(concurrency)]
-    run = _Round(ActorPool(actors))
+    run = partial(_run_round, ActorPool(actors))
     after, columns = message_steps(model, 0, with_contexts)
     steps = [(Project, ([ray.put(store)],)), *after]
     batches = _range_batches(num_items, batch_size)
