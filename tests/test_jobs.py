@@ -189,6 +189,7 @@ def test_jobs_under_ray_job_submit_then_directly(
     embed = _submit(ray_cluster, "embed.py", *args)
     _submit(ray_cluster, "index.py", *args)
     assert _nodes_that_ran(ray_cluster, train, "RayTrainWorker") == ray_cluster.nodes
+    # embed: its first round is split over its two model actors, one a node
     assert _nodes_that_ran(ray_cluster, embed) == ray_cluster.nodes
     manifest = json.loads((root / "manifest.json").read_text())
     assert list(manifest["stages"]) == list(STAGES)

@@ -70,8 +70,13 @@ def _collect(
     return out
 
 
-def _range_batches(count: int, rows: int) -> list[pa.Table]:
-    """{node} tables of ``rows`` consecutive nodes covering ``0..count-1``."""
+def _range_batches(count: int, rows: int, actors: int) -> list[pa.Table]:
+    """{node} tables of consecutive nodes covering ``0..count-1``.
+
+    At most ``rows`` nodes a table, and at least ``actors`` tables when there are
+    that many nodes: a small graph still keeps every actor (every node) busy.
+    """
+    rows = max(1, min(rows, -(-count // actors)))
     return [
         pa.table({"node": np.arange(lo, min(lo + rows, count), dtype=np.int64)})
         for lo in range(0, count, rows)
@@ -124,7 +129,7 @@ def embed_broadcast(
     run = partial(_run_round, ActorPool(actors))
     after, columns = message_steps(model, 0, with_contexts)
     steps = [(Project, ([ray.put(store)],)), *after]
-    batches = _range_batches(num_items, batch_size)
+    batches = _range_batches(num_items, batch_size, concurrency)
     h = run(steps, batches, {"h": model.dim, **columns}, num_items)
     done("input projection")
     parts = _part_batches(item_rows, num_items)

@@ -23,6 +23,7 @@ from pinsage.infer.neighborhoods import (
     table_rows,
     write_neighborhoods,
 )
+from pinsage.infer.ray_pool import _range_batches
 from pinsage.ray_session import ray_session
 from pinsage.run import build_model, load_checkpoint
 from pinsage.sampler import CHUNK, build_blocks, table_lookup
@@ -132,6 +133,24 @@ def test_neighborhood_parts_equal_the_table(
 
 
 @pytest.mark.slow  # 70-75 s on 2 busy cores: nearly all of it the Ray job (ray_out)
+@pytest.mark.parametrize(
+    ("count", "rows", "actors", "sizes"),
+    [
+        (300, 4096, 2, [150, 150]),  # small: split so that both actors work
+        (301, 4096, 2, [151, 150]),
+        (10, 4, 2, [4, 4, 2]),  # large: batches of ``rows``
+        (1, 4096, 2, [1]),
+        (0, 4096, 2, []),
+    ],
+)
+def test_range_batches_cover_every_node_and_feed_every_actor(
+    count, rows, actors, sizes
+):
+    nodes = [t["node"].to_numpy() for t in _range_batches(count, rows, actors)]
+    assert [len(n) for n in nodes] == sizes
+    assert np.array_equal(np.concatenate([[], *nodes]), np.arange(count))
+
+
 def test_ray_equals_local_and_minibatch_inference(reference, ray_out):
     graph, model, store, items, contexts = reference
     z_local, c_local = embed_all(model, store, items, contexts)
