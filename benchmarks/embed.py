@@ -388,7 +388,7 @@ def _cost_lines(rates: dict[int, dict[str, float]]) -> dict:
     return {"bench": "embed", "seconds_vs_items": lines, "sizes": sorted(rates)}
 
 
-def main() -> None:
+def _arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--engines", default=",".join(ENGINES))
@@ -402,6 +402,121 @@ def main() -> None:
     )
     parser.add_argument("--one", choices=[*CHILD], help=argparse.SUPPRESS)
     parser.add_argument("--items", type=int, help=argparse.SUPPRESS)
+    return parser
+
+
+def _table_record(common: dict, size: int, repeats: int) -> tuple[dict, float]:
+    """The neighbourhood table's line and its median seconds."""
+    tables = [_measure("table", size) for _ in range(repeats)]
+    table_seconds = _median(tables, "seconds")
+    record = common | {
+        "engine": "table",
+        "seconds": table_seconds,
+        "items_per_s": round(size / table_seconds, 1),
+        "peak_pss_mib": round(_median(tables, "peak_pss_mib")),
+        "note": "item neighbourhood table (random walks), serial, in torch",
+    }
+    return record, table_seconds
+
+
+def _engines_at(engines: list[str], size: int, common: dict) -> list[str]:
+    """The engines measured at ``size``: the hash join stops at SHUFFLE_MAX_ITEMS."""
+    if "ray-shuffle" not in engines or size <= SHUFFLE_MAX_ITEMS:
+        return engines
+    emit(
+        common
+        | {
+            "engine": "ray-shuffle",
+            "skipped": f"above {SHUFFLE_MAX_ITEMS} items the hash join would "
+            f"shuffle {size * TOP_K * DIM * 4 / 1e9:.0f} GB of messages per "
+            "layer through the object store",
+        }
+    )
+    return [e for e in engines if e != "ray-shuffle"]
+
+
+def _ratios_record(size: int, rates: dict[str, float], engines: list[str]) -> dict:
+    """Items/s of each engine over its baseline, and (ray and local) their diff."""
+    pairs = (("ray", "naive"), ("local", "naive"), ("ray", "local"))
+    pairs += (("ray", "ray-shuffle"),)
+    ratios = {
+        f"{a}_over_{b}": round(rates[a] / rates[b], 2)
+        for a, b in pairs
+        if a in rates and b in rates
+    }
+    record = {"bench": "embed", "items": size, "items_per_s_ratios": ratios}
+    if "ray" in engines and "local" in engines:
+        compare = _measure("compare", size)
+        record["ray_vs_local"] = {
+            k: v for k, v in compare.items() if k not in _TREE_KEYS
+        }
+    return record if ratios else {}
+
+
+def _one_size(
+    size: int, engines: list[str], repeats: int, ray_options: dict
+) -> dict[str, float]:
+    """Measure every engine on one graph size; emit its lines; items/s by engine."""
+    t0 = time.perf_counter()
+    prep = _measure("prepare", size)
+    emit(
+        {
+            "bench": "embed",
+            "stage": "prepare",
+            "items": size,
+            **{k: v for k, v in prep.items() if k not in _TREE_KEYS},
+            "wall_seconds": round(time.perf_counter() - t0, 2),
+        }
+    )
+    common = {
+        "bench": "embed",
+        "items": size,
+        "users": prep["num_contexts"],
+        "edges": prep["num_edges"],
+        "top_k": TOP_K,
+        "layers": LAYERS,
+        "dim": DIM,
+        "repeats": repeats,
+    }
+    table, table_seconds = _table_record(common, size, repeats)
+    emit(table)
+    here = _engines_at(engines, size, common)
+    runs: dict[str, list[dict]] = {e: [] for e in here}
+    for _ in range(repeats):  # engines alternate: machine noise hits all alike
+        for engine in here:
+            runs[engine].append(_measure(engine, size, ray_options))
+    rates = {}
+    for engine in here:
+        record = _engine_record(engine, runs[engine], size, table_seconds)
+        rates[engine] = record["items_per_s"]
+        emit(common | record)
+    if ratios := _ratios_record(size, rates, engines):
+        emit(ratios)
+    return rates
+
+
+def _scaling_record(
+    rates: dict[int, dict[str, float]], sizes: list[int], engines: list[str]
+) -> dict:
+    """Each engine's items/s at every size relative to the smallest size's."""
+    base = min(sizes)
+    relative = {
+        engine: {
+            str(size): round(rates[size][engine] / rates[base][engine], 3)
+            for size in sizes
+            if engine in rates[size]
+        }
+        for engine in engines
+    }
+    return {
+        "bench": "embed",
+        "scaling_vs_items": base,
+        "items_per_s_relative": relative,
+    }
+
+
+def main() -> None:
+    parser = _arguments()
     args = parser.parse_args()
     ray_options = json.loads(args.ray_options)
     if args.one:
@@ -421,98 +536,13 @@ def main() -> None:
             "pss_sample_seconds": SAMPLE_INTERVAL,
         }
     )
-    rates: dict[int, dict[str, float]] = {}
+    rates = {}
     for size in sizes:
         repeats = args.repeats or (1 if size >= 1_000_000 else 3)
-        t0 = time.perf_counter()
-        prep = _measure("prepare", size)
-        emit(
-            {
-                "bench": "embed",
-                "stage": "prepare",
-                "items": size,
-                **{k: v for k, v in prep.items() if k not in _TREE_KEYS},
-                "wall_seconds": round(time.perf_counter() - t0, 2),
-            }
-        )
-        common = {
-            "bench": "embed",
-            "items": size,
-            "users": prep["num_contexts"],
-            "edges": prep["num_edges"],
-            "top_k": TOP_K,
-            "layers": LAYERS,
-            "dim": DIM,
-            "repeats": repeats,
-        }
-        tables = [_measure("table", size) for _ in range(repeats)]
-        table_seconds = _median(tables, "seconds")
-        emit(
-            common
-            | {
-                "engine": "table",
-                "seconds": table_seconds,
-                "items_per_s": round(size / table_seconds, 1),
-                "peak_pss_mib": round(_median(tables, "peak_pss_mib")),
-                "note": "item neighbourhood table (random walks), serial, in torch",
-            }
-        )
-        here = engines
-        if "ray-shuffle" in engines and size > SHUFFLE_MAX_ITEMS:
-            here = [e for e in engines if e != "ray-shuffle"]
-            emit(
-                common
-                | {
-                    "engine": "ray-shuffle",
-                    "skipped": f"above {SHUFFLE_MAX_ITEMS} items the hash join would "
-                    f"shuffle {size * TOP_K * DIM * 4 / 1e9:.0f} GB of messages per "
-                    "layer through the object store",
-                }
-            )
-        runs: dict[str, list[dict]] = {e: [] for e in here}
-        for _ in range(repeats):  # engines alternate: machine noise hits all alike
-            for engine in here:
-                runs[engine].append(_measure(engine, size, ray_options))
-        rates[size] = {}
-        for engine in here:
-            record = _engine_record(engine, runs[engine], size, table_seconds)
-            rates[size][engine] = record["items_per_s"]
-            emit(common | record)
-        ratios = {}
-        pairs = (
-            ("ray", "naive"),
-            ("local", "naive"),
-            ("ray", "local"),
-            ("ray", "ray-shuffle"),
-        )
-        for a, b in pairs:
-            if a in rates[size] and b in rates[size]:
-                ratios[f"{a}_over_{b}"] = round(rates[size][a] / rates[size][b], 2)
-        record = {"bench": "embed", "items": size, "items_per_s_ratios": ratios}
-        if "ray" in engines and "local" in engines:
-            compare = _measure("compare", size)
-            record["ray_vs_local"] = {
-                k: v for k, v in compare.items() if k not in _TREE_KEYS
-            }
-        if ratios:
-            emit(record)
+        rates[size] = _one_size(size, engines, repeats, ray_options)
     if len(sizes) > 1:
         emit(_cost_lines(rates))
-        base = min(sizes)
-        emit(
-            {
-                "bench": "embed",
-                "scaling_vs_items": base,
-                "items_per_s_relative": {
-                    engine: {
-                        str(size): round(rates[size][engine] / rates[base][engine], 3)
-                        for size in sizes
-                        if engine in rates[size]
-                    }
-                    for engine in engines
-                },
-            }
-        )
+        emit(_scaling_record(rates, sizes, engines))
 
 
 if __name__ == "__main__":

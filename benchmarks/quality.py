@@ -197,7 +197,7 @@ def run_variant(cfg: PipelineConfig, name: str, seed: int, args) -> dict:
     return record
 
 
-def main() -> None:
+def _arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--dataset",
@@ -240,7 +240,41 @@ def main() -> None:
         action="store_true",
         help="the chosen recipe on the whole training file (no validation split)",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def _baselines_record(dataset: str, root: Path, variant: PipelineConfig) -> dict:
+    """The training-free baselines on a run's graph and test file."""
+    paths = RunRoot(root, variant)
+    baselines = evaluate_baselines(
+        load_graph(paths.graph),
+        paths.data / "test.parquet",
+        variant.eval.baselines or BASELINES,
+    )
+    return {"bench": "quality", "dataset": dataset, "baselines": baselines}
+
+
+def _summary(name: str, records: list[dict], args: argparse.Namespace) -> dict:
+    """Mean and half-range over the seeds of every figure the runs measured."""
+    summary = {
+        "bench": "quality",
+        "dataset": args.dataset,
+        "variant": name,
+        "seeds": args.seeds,
+    }
+    keys = ["train_minutes"] + ([] if args.refit else ["validation_recall@20"])
+    keys += [] if args.selection else ["recall@20", "ndcg@20"]
+    for key in keys:
+        values = np.array([r[key] for r in records])
+        summary[key] = {
+            "mean": round(float(values.mean()), 4),
+            "half_range": round(float(np.ptp(values) / 2), 4),
+        }
+    return summary
+
+
+def main() -> None:
+    args = _arguments().parse_args()
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     cfg = _config(args)
     if cfg is None:
@@ -267,35 +301,9 @@ def main() -> None:
         for record in records:
             emit(record)
         if not baselines_done:
-            root = Path(records[0]["root"])
-            paths = RunRoot(root, variant)
-            emit(
-                {
-                    "bench": "quality",
-                    "dataset": args.dataset,
-                    "baselines": evaluate_baselines(
-                        load_graph(paths.graph),
-                        paths.data / "test.parquet",
-                        variant.eval.baselines or BASELINES,
-                    ),
-                }
-            )
+            emit(_baselines_record(args.dataset, Path(records[0]["root"]), variant))
             baselines_done = True
-        summary = {
-            "bench": "quality",
-            "dataset": args.dataset,
-            "variant": name,
-            "seeds": args.seeds,
-        }
-        keys = ["train_minutes"] + ([] if args.refit else ["validation_recall@20"])
-        keys += [] if args.selection else ["recall@20", "ndcg@20"]
-        for key in keys:
-            values = np.array([r[key] for r in records])
-            summary[key] = {
-                "mean": round(float(values.mean()), 4),
-                "half_range": round(float(np.ptp(values) / 2), 4),
-            }
-        emit(summary)
+        emit(_summary(name, records, args))
 
 
 if __name__ == "__main__":

@@ -97,6 +97,72 @@ def _peer(
     return json.loads(out.strip().splitlines()[-1])
 
 
+PEER_KEYS = ("seeds_per_s", "traversals_per_s", "blocks2_seconds_per_batch_median")
+
+
+def _versus_peer(ours: dict[str, float], peer: dict[str, float]) -> dict:
+    """DGL's figures and our speed-ups over them."""
+    return {
+        "dgl_seeds_per_s": round(peer["seeds_per_s"], 1),
+        "dgl_traversals_per_s": round(peer["traversals_per_s"]),
+        "dgl_blocks2_seconds_per_batch_median": round(
+            peer["blocks2_seconds_per_batch_median"], 6
+        ),
+        "speedup_seeds_per_s": round(ours["seeds_per_s"] / peer["seeds_per_s"], 2),
+        "speedup_blocks2": round(
+            peer["blocks2_seconds_per_batch_median"]
+            / ours["blocks2_seconds_per_batch_median"],
+            2,
+        ),
+    }
+
+
+def _setting_record(
+    name: str,
+    graph_dir: Path,
+    cfg: SamplerConfig,
+    args: argparse.Namespace,
+    latency_ns: float | None,
+) -> dict:
+    """Ours and DGL (medians of alternating repeats) on one graph and setting."""
+    # Alternate ours and DGL so that machine noise hits both alike.
+    runs = [
+        (
+            _ours(graph_dir, cfg, args.batches),
+            _peer(graph_dir, cfg, args.batches, args.threads),
+        )
+        for _ in range(args.repeats)
+    ]
+    ours = {k: statistics.median(r[0][k] for r in runs) for k in runs[0][0]}
+    record = {
+        "bench": "sampler",
+        "graph": name,
+        "items": GRAPHS[name][0],
+        "users": GRAPHS[name][1],
+        "edges": GRAPHS[name][2],
+        "walks": cfg.num_walks,
+        "top": cfg.top_k,
+        "restart": cfg.restart,
+        "length": cfg.walk_length,
+        "batch": BATCH,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        **{f"ours_{k}": round(v, 6) for k, v in ours.items()},
+    }
+    if latency_ns:
+        # One dependent random read per hop, two hops per traversal, one chain
+        # per thread: what a latency-bound walker could do.
+        bound = args.threads / (2 * latency_ns * 1e-9)
+        record["latency_bound_traversals_per_s"] = round(bound)
+        record["ours_fraction_of_latency_bound"] = round(
+            ours["traversals_per_s"] / bound, 3
+        )
+    if runs[0][1] is not None:
+        peer = {k: statistics.median(r[1][k] for r in runs) for k in PEER_KEYS}
+        record |= _versus_peer(ours, peer)
+    return record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -123,65 +189,7 @@ def main() -> None:
             cfg = SamplerConfig(
                 num_walks=walks, walk_length=args.length, restart=0.5, top_k=top
             )
-            # Alternate ours and DGL so that machine noise hits both alike.
-            runs = [
-                (
-                    _ours(graph_dir, cfg, args.batches),
-                    _peer(graph_dir, cfg, args.batches, args.threads),
-                )
-                for _ in range(args.repeats)
-            ]
-            ours = {k: statistics.median(r[0][k] for r in runs) for k in runs[0][0]}
-            peer = None
-            if runs[0][1] is not None:
-                peer = {
-                    k: statistics.median(r[1][k] for r in runs)
-                    for k in (
-                        "seeds_per_s",
-                        "traversals_per_s",
-                        "blocks2_seconds_per_batch_median",
-                    )
-                }
-            record = {
-                "bench": "sampler",
-                "graph": name,
-                "items": GRAPHS[name][0],
-                "users": GRAPHS[name][1],
-                "edges": GRAPHS[name][2],
-                "walks": walks,
-                "top": top,
-                "restart": 0.5,
-                "length": args.length,
-                "batch": BATCH,
-                "threads": args.threads,
-                "repeats": args.repeats,
-                **{f"ours_{k}": round(v, 6) for k, v in ours.items()},
-            }
-            if latency_ns:
-                # One dependent random read per hop, two hops per traversal, one chain
-                # per thread: what a latency-bound walker could do.
-                bound = args.threads / (2 * latency_ns * 1e-9)
-                record["latency_bound_traversals_per_s"] = round(bound)
-                record["ours_fraction_of_latency_bound"] = round(
-                    ours["traversals_per_s"] / bound, 3
-                )
-            if peer:
-                record |= {
-                    "dgl_seeds_per_s": round(peer["seeds_per_s"], 1),
-                    "dgl_traversals_per_s": round(peer["traversals_per_s"]),
-                    "dgl_blocks2_seconds_per_batch_median": round(
-                        peer["blocks2_seconds_per_batch_median"], 6
-                    ),
-                    "speedup_seeds_per_s": round(
-                        ours["seeds_per_s"] / peer["seeds_per_s"], 2
-                    ),
-                    "speedup_blocks2": round(
-                        peer["blocks2_seconds_per_batch_median"]
-                        / ours["blocks2_seconds_per_batch_median"],
-                        2,
-                    ),
-                }
-            emit(record)
+            emit(_setting_record(name, graph_dir, cfg, args, latency_ns))
 
 
 if __name__ == "__main__":

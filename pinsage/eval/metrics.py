@@ -11,6 +11,7 @@ E_test held-out interactions, Q queries, C users or queries in one chunk, K cut-
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -150,23 +151,11 @@ def scored_ranking_metrics(
     """
     ks = _check_ks(ks)
     device = train_indices.device
-    num_users = train_indptr.numel() - 1
     train_indptr = train_indptr.to(device, torch.int64)
     train_indices = train_indices.to(device, torch.int64)
-    test_indptr = test_indptr.to(device, torch.int64)
-
-    # Held-out (user, item) pairs as sorted distinct keys user * I + item.
-    test_keys = torch.unique(
-        _per_row(test_indptr) * num_items + test_indices.to(device, torch.int64)
-    )  # (T,) sorted
-    num_test = torch.bincount(test_keys // num_items, minlength=num_users)  # (U,)
+    test_keys, num_test = _held_out(test_indptr, test_indices, num_items, device)
     users = torch.nonzero(num_test > 0).flatten()  # (V,) evaluated users
-
-    top = min(ks[-1], num_items)
-    discounts = _discounts(ks[-1], device)  # (Kmax,)
-    ideal_dcg = torch.cumsum(discounts, 0)  # (Kmax,) IDCG for 1..Kmax relevant
-    k_cols = torch.tensor(ks, device=device).clamp(max=top) - 1  # (nK,)
-    k_vals = torch.tensor(ks, device=device)  # (nK,)
+    cutoffs = _Cutoffs.of(ks, num_items, device)
     recall = torch.zeros(users.numel(), len(ks), dtype=torch.float64, device=device)
     ndcg = torch.zeros_like(recall)  # (V, nK)
     for start in range(0, users.numel(), chunk_size):
@@ -174,14 +163,9 @@ def scored_ranking_metrics(
         scores = score(batch)  # (C, I)
         pos, cols = _csr_rows(train_indptr, train_indices, batch)
         scores.index_put_((pos, cols), scores.new_tensor(float("-inf")))
-        hits = _top_hits(scores, batch, test_keys, top)  # (C, top)
-        hit_count = torch.cumsum(hits, 1, dtype=torch.float64)  # (C, top)
-        dcg = torch.cumsum(hits * discounts[:top], 1)  # (C, top)
-        relevant = num_test[batch][:, None]  # (C, 1)
-        ideal = ideal_dcg[torch.minimum(relevant, k_vals) - 1]  # (C, nK)
+        hits = _top_hits(scores, batch, test_keys, cutoffs.top)  # (C, top)
         stop = start + batch.numel()
-        recall[start:stop] = hit_count[:, k_cols] / relevant
-        ndcg[start:stop] = dcg[:, k_cols] / ideal
+        recall[start:stop], ndcg[start:stop] = cutoffs.score(hits, num_test[batch])
     num_eval = max(users.numel(), 1)
     mean_recall = (recall.sum(0) / num_eval).tolist()
     mean_ndcg = (ndcg.sum(0) / num_eval).tolist()
@@ -190,6 +174,55 @@ def scored_ranking_metrics(
         metrics[f"recall@{k}"] = r
         metrics[f"ndcg@{k}"] = n
     return metrics
+
+
+def _held_out(
+    test_indptr: Tensor, test_indices: Tensor, num_items: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Held-out pairs as sorted distinct keys user * I + item; each user's count.
+
+    Shapes: test_indptr (U+1,), test_indices (E_test,) -> (T,) int64, (U,) int64.
+    """
+    num_users = test_indptr.numel() - 1
+    test_indptr = test_indptr.to(device, torch.int64)
+    test_keys = torch.unique(
+        _per_row(test_indptr) * num_items + test_indices.to(device, torch.int64)
+    )
+    return test_keys, torch.bincount(test_keys // num_items, minlength=num_users)
+
+
+@dataclass(frozen=True)
+class _Cutoffs:
+    """The cut-offs K of one evaluation, and the discounts that score hits at them."""
+
+    top: int  # items ranked per user: min(max K, I)
+    columns: Tensor  # (nK,) the hit column of each K (K - 1, at most top - 1)
+    ks: Tensor  # (nK,)
+    discounts: Tensor  # (Kmax,) 1 / log2(p + 2)
+    ideal_dcg: Tensor  # (Kmax,) IDCG for 1..Kmax relevant items
+
+    @classmethod
+    def of(cls, ks: list[int], num_items: int, device: torch.device) -> _Cutoffs:
+        top = min(ks[-1], num_items)
+        discounts = _discounts(ks[-1], device)
+        return cls(
+            top=top,
+            columns=torch.tensor(ks, device=device).clamp(max=top) - 1,
+            ks=torch.tensor(ks, device=device),
+            discounts=discounts,
+            ideal_dcg=torch.cumsum(discounts, 0),
+        )
+
+    def score(self, hits: Tensor, relevant: Tensor) -> tuple[Tensor, Tensor]:
+        """recall@K and NDCG@K of each user from its top items' hits.
+
+        Shapes: hits (C, top) bool or float, relevant (C,) >= 1 -> (C, nK) twice.
+        """
+        hit_count = torch.cumsum(hits, 1, dtype=torch.float64)  # (C, top)
+        dcg = torch.cumsum(hits * self.discounts[: self.top], 1)  # (C, top)
+        ideal = self.ideal_dcg[torch.minimum(relevant[:, None], self.ks) - 1]
+        recall = hit_count[:, self.columns] / relevant[:, None]
+        return recall, dcg[:, self.columns] / ideal
 
 
 def _top_hits(scores: Tensor, users: Tensor, test_keys: Tensor, top: int) -> Tensor:

@@ -258,9 +258,9 @@ def embed(
             counts = _run_ray(model, store, graph, cfg, tmp, contexts, phases, options)
         else:
             counts = _run_local(model, store, graph, cfg, tmp, contexts, phases)
-        num_items, dim, num_contexts = counts
+        count, dim, num_contexts = counts
         manifest = EmbeddingsManifest(
-            count=num_items,
+            count=count,
             dim=dim,
             contexts=num_contexts,
             **key,
@@ -274,15 +274,20 @@ def embed(
             seconds=phases.seconds,
         )
         publish(tmp, manifest.to_json())
+    _log_done(manifest, out)
+    return manifest
+
+
+def _log_done(manifest: EmbeddingsManifest, out: Path) -> None:
+    contexts = manifest.contexts
     log.info(
         "embedded %d items%s (dim %d) with the %s engine into %s",
-        num_items,
-        "" if num_contexts is None else f" and {num_contexts} contexts",
-        dim,
-        engine,
+        manifest.count,
+        "" if contexts is None else f" and {contexts} contexts",
+        manifest.dim,
+        manifest.engine,
         out,
     )
-    return manifest
 
 
 def _ray_options(

@@ -40,6 +40,7 @@ from pinsage.infer.stages import (
     Update,
     message_steps,
     to_matrix,
+    unbox,
 )
 from pinsage.nn.model import PinSageModel
 
@@ -51,7 +52,7 @@ class ModelActor:
     """Holds the model for the job; runs any chain of stages on a batch."""
 
     def __init__(self, model_box: list) -> None:
-        self.model = Chain(model_box, []).model  # fetched once per actor
+        self.model = unbox(model_box).eval()  # fetched once per actor
 
     def run(self, steps: list[tuple[type, tuple]], batch: pa.Table) -> pa.Table:
         """``steps`` applied in turn to ``batch`` (see `Chain`)."""

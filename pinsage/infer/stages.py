@@ -39,6 +39,7 @@ __all__ = [
     "message_width",
     "pool",
     "to_matrix",
+    "unbox",
 ]
 
 
@@ -64,7 +65,7 @@ def from_matrix(matrix: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
 
 
-def _unbox(box: list) -> Any:
+def unbox(box: list) -> Any:
     """The object in a one-element list: an ObjectRef is fetched, anything else kept.
 
     Ray resolves ObjectRefs passed directly as actor arguments; one inside a list is
@@ -87,7 +88,7 @@ class Project:
 
     def __init__(self, model: PinSageModel, store_box: list) -> None:
         self.model = model
-        self.store: FeatureStore = _unbox(store_box)
+        self.store: FeatureStore = unbox(store_box)
 
     @torch.inference_mode()
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -211,9 +212,9 @@ class Gather:
         inputs_box: list | None = None,
     ) -> None:
         self.kind = kind
-        self.messages = _read_only_tensor(_unbox(messages_box))  # (N_src, width)
+        self.messages = _read_only_tensor(unbox(messages_box))  # (N_src, width)
         self.inputs: np.ndarray | None = (
-            None if inputs_box is None else _unbox(inputs_box)
+            None if inputs_box is None else unbox(inputs_box)
         )
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -286,7 +287,7 @@ class Chain:
     """
 
     def __init__(self, model_box: list, steps: list[tuple[type, tuple]]) -> None:
-        self.model: PinSageModel = _unbox(model_box).eval()
+        self.model: PinSageModel = unbox(model_box).eval()
         self.steps = [stage(self.model, *args) for stage, args in steps]
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -427,8 +427,7 @@ def import_movielens(
             f"{src} is not a directory; pass the unpacked MovieLens folder."
         )
     layout = _detect_layout(src)
-    ratings_name, movies_name = _LAYOUTS[layout]
-    raw = {name: read_source(src / name) for name in (ratings_name, movies_name)}
+    raw = {name: read_source(src / name) for name in _LAYOUTS[layout]}
     params = {
         "source": "movielens",
         "layout": layout,
@@ -443,12 +442,7 @@ def import_movielens(
         log.info("%s already holds this import of %s; nothing to do", out, src)
         return out
     t0 = time.perf_counter()
-    ratings = _read_ratings(src / ratings_name, raw.pop(ratings_name), _RATINGS[layout])
-    if min_rating is not None:
-        ratings = _positives(src / ratings_name, ratings, min_rating)
-    if not rating_weights:
-        ratings = ratings.drop_columns(["weight"])
-    items = _READ_MOVIES[layout](src / movies_name, raw.pop(movies_name))
+    ratings, items = _read_tables(src, layout, raw, min_rating, rating_weights)
     train, test = split_temporal(ratings, test_fraction, seed)
     tables = {"interactions": train, "test": test, "items": items}
     if cold_items:
@@ -456,3 +450,23 @@ def import_movielens(
     write_data_folder(out, tables, params, overwrite=True)
     log.info("imported %s (%s) in %.1fs", src, layout, time.perf_counter() - t0)
     return out
+
+
+def _read_tables(
+    src: Path,
+    layout: str,
+    raw: dict[str, bytes],
+    min_rating: float | None,
+    rating_weights: bool,
+) -> tuple[pa.Table, pa.Table]:
+    """The ratings (the kept ones, weighted or not) and the movies of a layout.
+
+    ``raw``'s bytes are popped as they are parsed: ml-25m's ratings are 650 MB.
+    """
+    ratings_name, movies_name = _LAYOUTS[layout]
+    ratings = _read_ratings(src / ratings_name, raw.pop(ratings_name), _RATINGS[layout])
+    if min_rating is not None:
+        ratings = _positives(src / ratings_name, ratings, min_rating)
+    if not rating_weights:
+        ratings = ratings.drop_columns(["weight"])
+    return ratings, _READ_MOVIES[layout](src / movies_name, raw.pop(movies_name))
