@@ -437,8 +437,12 @@ def _engines_at(engines: list[str], size: int, common: dict) -> list[str]:
 
 def _ratios_record(size: int, rates: dict[str, float], engines: list[str]) -> dict:
     """Items/s of each engine over its baseline, and (ray and local) their diff."""
-    pairs = (("ray", "naive"), ("local", "naive"), ("ray", "local"))
-    pairs += (("ray", "ray-shuffle"),)
+    pairs = (
+        ("ray", "naive"),
+        ("local", "naive"),
+        ("ray", "local"),
+        ("ray", "ray-shuffle"),
+    )
     ratios = {
         f"{a}_over_{b}": round(rates[a] / rates[b], 2)
         for a, b in pairs
@@ -536,7 +540,7 @@ def main() -> None:
             "pss_sample_seconds": SAMPLE_INTERVAL,
         }
     )
-    rates = {}
+    rates: dict[int, dict[str, float]] = {}
     for size in sizes:
         repeats = args.repeats or (1 if size >= 1_000_000 else 3)
         rates[size] = _one_size(size, engines, repeats, ray_options)

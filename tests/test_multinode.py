@@ -53,16 +53,16 @@ def _state(address: str, query):
         ray.shutdown()
 
 
-def _actors(address: str, actor_class: str) -> list:
-    """The cluster's actors (alive or not) whose class name holds ``actor_class``."""
-    actors = _state(address, lambda: list_actors(limit=10_000, timeout=60))
-    return [a for a in actors if actor_class in a.class_name]
+def _actors(address: str) -> list:
+    """Every actor the cluster has started (alive or not)."""
+    return _state(address, lambda: list_actors(limit=10_000, timeout=60))
 
 
 def _nodes_that_ran(address: str, actor_class: str | None = None) -> set[str]:
     """The nodes of the cluster's finished tasks (or of its actors of a class)."""
     if actor_class is not None:
-        return {a.node_id for a in _actors(address, actor_class)}
+        actors = _actors(address)
+        return {a.node_id for a in actors if actor_class in a.class_name}
     tasks = _state(
         address,
         lambda: list_tasks(
@@ -73,7 +73,8 @@ def _nodes_that_ran(address: str, actor_class: str | None = None) -> set[str]:
 
 
 def _actor_ids(address: str, actor_class: str) -> set[str]:
-    return {a.actor_id for a in _actors(address, actor_class)}
+    """Every actor of the class the cluster has started (alive or not)."""
+    return {a.actor_id for a in _actors(address) if a.class_name == actor_class}
 
 
 # One CPU a node and one a worker: on the cluster Ray Train has to place one on each.

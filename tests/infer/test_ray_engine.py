@@ -132,7 +132,6 @@ def test_neighborhood_parts_equal_the_table(
         assert got.equals(want)
 
 
-@pytest.mark.slow  # 70-75 s on 2 busy cores: nearly all of it the Ray job (ray_out)
 @pytest.mark.parametrize(
     ("count", "rows", "actors", "sizes"),
     [
@@ -151,6 +150,7 @@ def test_range_batches_cover_every_node_and_feed_every_actor(
     assert np.array_equal(np.concatenate([[], *nodes]), np.arange(count))
 
 
+@pytest.mark.slow  # 70-75 s on 2 busy cores: nearly all of it the Ray job (ray_out)
 def test_ray_equals_local_and_minibatch_inference(reference, ray_out):
     graph, model, store, items, contexts = reference
     z_local, c_local = embed_all(model, store, items, contexts)
